@@ -1,0 +1,1 @@
+"""One module per `mypt` subcommand: `register(subparsers)` adds its flags, `run(args)` does it."""
