@@ -1,0 +1,197 @@
+"""The one event stream of a training run.
+
+The trainer emits these dataclasses to sinks (plain callables). The JSONL sink always writes
+`<run>/events.jsonl`; the headless console and the terminal app render the same events, and the
+app can attach to a headless run, or replay a finished one, from that file alone. A line is one
+JSON object: `type`, `step`, `time` (unix seconds) and the event's own fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+EVENTS_FILE = "events.jsonl"
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+    step: int
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **{k: _finite(v) for k, v in asdict(self).items()}}
+
+
+@dataclass
+class RunStart(Event):
+    """A run (or a resumed run) begins; `preflight` is what the pre-flight report printed."""
+
+    type: ClassVar[str] = "run_start"
+    run_dir: str
+    max_iters: int
+    config: dict[str, Any]
+    model: dict[str, Any]  # model config + parameter count
+    preflight: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # e.g. "Using loss masking ..."
+    resumed: bool = False
+    init: str = "scratch"  # "scratch", or the checkpoint the weights came from
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass
+class Step(Event):
+    """One optimizer step. `loss` is the mean over all supervised tokens of the step."""
+
+    type: ClassVar[str] = "step"
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens: int
+    supervised: int
+    tokens_per_s: float
+    supervised_per_s: float
+    epoch: int
+    epoch_progress: float  # fraction of the current epoch done after this step
+    elapsed: float
+    eta_s: float
+    episodes: list[str] = field(default_factory=list)  # ids trained in this step, in order
+
+
+@dataclass
+class Eval(Event):
+    type: ClassVar[str] = "eval"
+    val_loss: float | None
+    train_loss: float  # on a fixed train subset, never the training stream
+    val_accuracy: float | None = None  # masked next-token accuracy
+    val_tokens: int = 0
+
+
+@dataclass
+class EpochStart(Event):
+    type: ClassVar[str] = "epoch_start"
+    epoch: int
+    episodes: int
+    seed: int | None
+
+
+@dataclass
+class EpochEnd(Event):
+    type: ClassVar[str] = "epoch_end"
+    epoch: int
+    trained: int
+    dropped: int  # the incomplete last batch under epoch_drop_last
+
+
+@dataclass
+class CheckpointSaved(Event):
+    type: ClassVar[str] = "checkpoint"
+    path: str
+    kind: str  # "periodic", "best", "final"
+    val_loss: float | None = None
+
+
+@dataclass
+class RunWarning(Event):
+    type: ClassVar[str] = "warning"
+    message: str
+    code: str = ""  # "overfitting", "nan", ...
+
+
+@dataclass
+class Done(Event):
+    type: ClassVar[str] = "done"
+    reason: str  # "completed" or "stopped"
+    elapsed: float
+    final_checkpoint: str | None = None
+    best_val_loss: float | None = None
+
+
+@dataclass
+class RunError(Event):
+    type: ClassVar[str] = "error"
+    message: str
+    last_checkpoint: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (
+    RunStart, Step, Eval, EpochStart, EpochEnd, CheckpointSaved, RunWarning, Done, RunError)}
+
+Sink = Callable[[Event], None]
+
+
+def _finite(v: Any) -> Any:
+    """JSON has no NaN: a non-finite loss is written as the string "nan"/"inf"."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def from_dict(d: dict[str, Any]) -> Event:
+    """An events.jsonl line back into its dataclass (unknown fields are ignored: newer writers)."""
+    cls = EVENT_TYPES.get(d.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown event type {d.get('type')!r}")
+    types = {f.name: str(f.type) for f in fields(cls)}
+    kw = {k: (float(v) if isinstance(v, str) and "float" in types[k] else v)
+          for k, v in d.items() if k in types}
+    return cls(**kw)
+
+
+class JsonlSink:
+    """Appends each event as one line and flushes, so a reader can follow the file live."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        self._fh.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """Every complete event in a file (a half-written last line of a live run is skipped)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.endswith("\n"):
+                try:
+                    yield from_dict(json.loads(line))
+                except (ValueError, TypeError):
+                    continue
+
+
+class EventFollower:
+    """Tails an events.jsonl that another process is writing: `poll()` returns the new events."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> list[Event]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b"" when the chunk ended with a newline
+        out = []
+        for line in lines:
+            try:
+                out.append(from_dict(json.loads(line)))
+            except (ValueError, TypeError):
+                continue
+        return out
