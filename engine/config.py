@@ -80,6 +80,8 @@ class TrainConfig:
     mlp_type: str = "gelu"
     norm_type: str = "layernorm"
     tie_weights: bool = False
+    rope_theta: float = 10000.0
+    rope_scale: float = 1.0
     # training
     learning_rate: float = 5e-5
     min_lr: float | None = None
@@ -111,22 +113,33 @@ class TrainConfig:
     overlong: str = "truncate"
     pad_token_id: int | None = None
 
-    # bookkeeping, not keys: which keys were set explicitly, and where (file:line or --flag)
+    # bookkeeping, not keys: which keys were set explicitly, and where (file:line or --flag);
+    # underscored so that asdict() users can drop them. Read them as .origins, .warmup_fraction
     explicit: set[str] = field(default_factory=set, compare=False, repr=False)
-    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-    warmup_fraction: float | None = field(default=None, init=False, compare=False, repr=False)
+    _origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _warmup_fraction: float | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         values = {name: getattr(self, name) for name in FIELDS}
         clean, problems, by_key = _check_fields(values, label=lambda k: k, where=lambda k: "")
         if not problems:
-            problems, by_key = _check_together(clean, self.origins, label=lambda k: k)
+            problems, by_key = _check_together(clean, self._origins, label=lambda k: k)
         if problems:
             raise ConfigError(problems, by_key)
         for name, value in clean.items():
             setattr(self, name, value)
         if isinstance(values["warmup_iters"], float) and values["warmup_iters"] < 1:
-            self.warmup_fraction = values["warmup_iters"]
+            self._warmup_fraction = values["warmup_iters"]
+
+    @property
+    def origins(self) -> dict[str, str]:
+        """Where each explicit key was set: "path:line", "--flag", "checkpoint"."""
+        return self._origins
+
+    @property
+    def warmup_fraction(self) -> float | None:
+        """The fraction of max_iters warmup_iters was given as (None: given in steps)."""
+        return self._warmup_fraction
 
     @property
     def lr_floor(self) -> float:
@@ -247,12 +260,18 @@ _FIELD_LIST: tuple[Field, ...] = (
     Field("pos_encoding", "choice", "architecture",
           "Positions: learned absolute embeddings (GPT-2) or rotary (RoPE)",
           choices=("learned", "rope"), architecture=True),
-    Field("mlp_type", "choice", "architecture", "Feed-forward block: GELU MLP or SwiGLU",
-          choices=("gelu", "swiglu"), architecture=True),
+    Field("mlp_type", "choice", "architecture",
+          "Feed-forward block: GELU MLP, GELU with GPT-2's tanh approximation, or SwiGLU",
+          choices=("gelu", "gelu_tanh", "swiglu"), architecture=True),
     Field("norm_type", "choice", "architecture", "Normalisation: LayerNorm or RMSNorm",
           choices=("layernorm", "rmsnorm"), architecture=True),
     Field("tie_weights", "bool", "architecture",
           "Share the token embedding with the output layer", architecture=True),
+    Field("rope_theta", "float", "architecture", 'RoPE base frequency (pos_encoding = "rope")',
+          low=0, low_open=True, architecture=True),
+    Field("rope_scale", "float", "architecture",
+          'RoPE position interpolation: positions are divided by this (pos_encoding = "rope")',
+          low=0, low_open=True, architecture=True),
 
     Field("learning_rate", "float", "training", "Peak learning rate (after warmup)", low=0,
           low_open=True,
@@ -331,8 +350,6 @@ _MYPT_UNSUPPORTED = {
     "eval_seed": "evaluation uses the same fixed batches every time, no seed",
     "log_file": "mypt logs to <run>/events.jsonl",
     "use_checkpoint": "activation checkpointing is not supported",
-    "rope_theta": "RoPE uses theta 10000, not configurable",
-    "rope_scale": "RoPE position scaling is not supported",
 }
 _AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
                "fp32": "fp32", "float32": "fp32"}
@@ -552,8 +569,8 @@ def _build(raw: Mapping[str, Any], origins: dict[str, str], label: Callable[[str
     if problems:
         raise ConfigError(problems, by_key)
     explicit = set(base.explicit if base is not None else ()) | set(clean)
-    cfg = TrainConfig(**values, explicit=explicit, origins=dict(origins))
-    cfg.warmup_fraction = fraction
+    cfg = TrainConfig(**values, explicit=explicit, _origins=dict(origins))
+    cfg._warmup_fraction = fraction
     return cfg
 
 
@@ -911,7 +928,7 @@ def adopt_architecture(cfg: TrainConfig, model_config: Mapping[str, Any]) -> Tra
     taken = {k: model_config[k] for k in ARCHITECTURE_KEYS if k in model_config}
     origins = dict(cfg.origins)
     origins.update({k: "checkpoint" for k in taken})
-    return dataclasses.replace(cfg, **taken, origins=origins)
+    return dataclasses.replace(cfg, **taken, _origins=origins)
 
 
 # ---------------------------------------------------------------------------------------------
