@@ -121,9 +121,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         values = {name: getattr(self, name) for name in FIELDS}
-        clean, problems, by_key = _check_fields(values, label=lambda k: k, where=lambda k: "")
+        clean, problems, by_key = _check_fields(values, where=lambda k: "")
         if not problems:
-            problems, by_key = _check_together(clean, self._origins, label=lambda k: k)
+            problems, by_key = _check_together(clean, self._origins)
         if problems:
             raise ConfigError(problems, by_key)
         for name, value in clean.items():
@@ -480,8 +480,15 @@ def _parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
         raise shown from e
 
 
-def _check_fields(values: Mapping[str, Any], label: Callable[[str], str],
-                  where: Callable[[str], str]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def _coerce(f: Field, value: Any) -> Any:
+    """A value as typed (text, for a non-text key) or as given (typed), checked."""
+    if isinstance(value, str) and f.kind not in ("str", "choice"):
+        return _parse_text(f, value)
+    return _check_value(f, value)
+
+
+def _check_fields(values: Mapping[str, Any], where: Callable[[str], str],
+                  ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """Check each value on its own. Returns (normalised values, problems, by_key)."""
     clean: dict[str, Any] = {}
     problems: list[str] = []
@@ -490,7 +497,7 @@ def _check_fields(values: Mapping[str, Any], label: Callable[[str], str],
         try:
             clean[name] = _check_value(FIELDS[name], value)
         except _Invalid as e:
-            msg = f"{label(name)} {e}"
+            msg = f"{name} {e}"
             problems.append(_prefix(where(name), msg))
             by_key[name] = msg
     return clean, problems, by_key
@@ -508,7 +515,7 @@ def _resolve_warmup(values: Mapping[str, Any]) -> int:
 
 
 def _check_together(values: dict[str, Any], origins: Mapping[str, str],
-                    label: Callable[[str], str]) -> tuple[list[str], dict[str, str]]:
+                    ) -> tuple[list[str], dict[str, str]]:
     """Rules between keys. Each problem names every key involved, its value and its origin.
 
     Resolves warmup_iters in `values` to steps as a side effect.
@@ -518,7 +525,7 @@ def _check_together(values: dict[str, Any], origins: Mapping[str, str],
 
     def said(key: str) -> str:
         origin = origins.get(key)
-        return f"{label(key)} = {_show(values[key])}" + (f" ({origin})" if origin else "")
+        return f"{key} = {_show(values[key])}" + (f" ({origin})" if origin else "")
 
     def problem(keys: tuple[str, ...], msg: str) -> None:
         problems.append(msg)
@@ -553,11 +560,11 @@ def _did_you_mean(key: str, candidates: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _build(raw: Mapping[str, Any], origins: dict[str, str], label: Callable[[str], str],
-           where: Callable[[str], str], base: TrainConfig | None = None,
+def _build(raw: Mapping[str, Any], origins: dict[str, str], where: Callable[[str], str],
+           base: TrainConfig | None = None,
            warmup_fraction: float | None = None) -> TrainConfig:
     """Validate explicit values over a base (defaults or an earlier config); collect problems."""
-    clean, problems, by_key = _check_fields(raw, label, where)
+    clean, problems, by_key = _check_fields(raw, where)
     if problems:
         raise ConfigError(problems, by_key)
     values = base.to_dict() if base is not None else dict(_DEFAULTS_KEYS)
@@ -565,7 +572,7 @@ def _build(raw: Mapping[str, Any], origins: dict[str, str], label: Callable[[str
         values["warmup_iters"] = warmup_fraction
     values.update(clean)
     fraction = values["warmup_iters"] if isinstance(values["warmup_iters"], float) and values["warmup_iters"] < 1 else None
-    problems, by_key = _check_together(values, origins, label)
+    problems, by_key = _check_together(values, origins)
     if problems:
         raise ConfigError(problems, by_key)
     explicit = set(base.explicit if base is not None else ()) | set(clean)
@@ -620,7 +627,7 @@ def load_config_text(text: str, source: str, fmt: str = "toml") -> TrainConfig:
 
     origins = {key: where(key) for key in raw}
     origins.update(renamed)
-    return _build(raw, origins, label=lambda k: k, where=lambda k: origins[k])
+    return _build(raw, origins, where=lambda k: origins[k])
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
@@ -758,9 +765,7 @@ def parse_field(name: str, raw: Any) -> Any:
         raise ConfigError([f"unknown key '{name}'{_did_you_mean(name, FIELDS)}"],
                           {name: "unknown key"})
     try:
-        if isinstance(raw, str) and f.kind not in ("str", "choice"):
-            return _parse_text(f, raw)
-        return _check_value(f, raw)
+        return _coerce(f, raw)
     except _Invalid as e:
         raise ConfigError([f"{name} {e}"], {name: f"{name} {e}"}) from None
 
@@ -803,7 +808,7 @@ def validate_values(values: Mapping[str, Any], source: str = "form") -> TrainCon
             by_key.update(e.by_key)
     if problems:
         raise ConfigError(problems, by_key)
-    return _build(raw, {k: source for k in raw}, label=lambda k: k, where=lambda k: source)
+    return _build(raw, {k: source for k in raw}, where=lambda k: source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -879,7 +884,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any],
             by_key[key] = msg
             continue
         try:
-            raw[key] = _parse_text(f, value) if isinstance(value, str) and f.kind not in ("str", "choice") else _check_value(f, value)
+            raw[key] = _coerce(f, value)
         except _Invalid as e:
             msg = f"--{key} {e}"
             problems.append(f"{source}: {msg}")
@@ -889,8 +894,8 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any],
     origins = dict(cfg.origins)
     origins.update({k: f"--{k}" for k in raw})
     try:
-        return _build(raw, origins, label=lambda k: k, where=lambda k: f"{source}: --{k}",
-                      base=cfg, warmup_fraction=cfg.warmup_fraction)
+        return _build(raw, origins, where=lambda k: f"{source}: --{k}", base=cfg,
+                      warmup_fraction=cfg.warmup_fraction)
     except ConfigError as e:
         raise ConfigError([f"{source}: {p}" for p in e.problems], e.by_key) from None
 
@@ -1089,6 +1094,8 @@ def _explicit_toml(cfg: TrainConfig, header: str) -> str:
         lines += ["", f"# --- {title} ---"]
         for f in keys:
             value = getattr(cfg, f.name)
+            if f.name == "warmup_iters" and cfg.warmup_fraction is not None:
+                value = cfg.warmup_fraction  # keep "a fraction of max_iters" as written
             if value is not None:
                 lines.append(f"{f.name} = {_toml_value(value)}  # {f.help}")
     return "\n".join(lines) + "\n"

@@ -434,8 +434,8 @@ def test_save_config_preserving_starts_new_files_and_converts_mypt_json(tmp_path
     src.write_text(MYPT_JSON)
     out = tmp_path / "mypt.toml"
     cfg = save_config_preserving(src, {"max_iters": 3000}, dest=out)
-    assert cfg.max_iters == 3000 and cfg.precision == "bf16" and cfg.warmup_iters == 150
-    assert 'precision = "bf16"' in out.read_text()
+    assert cfg.max_iters == 3000 and cfg.precision == "bf16" and cfg.warmup_iters == 90  # 0.03 of 3000
+    assert 'precision = "bf16"' in out.read_text() and "\nwarmup_iters = 0.03  #" in out.read_text()
 
 
 # -- architecture against a checkpoint ---------------------------------------------------------
