@@ -15,6 +15,15 @@ from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer, gpt2
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(**kw) -> GPT:
     torch.manual_seed(kw.pop("seed", 0))
     return GPT(GPTConfig(**{**dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=128), **kw}))

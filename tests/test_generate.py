@@ -8,6 +8,15 @@ from engine.generate import (PRESETS, SamplingConfig, StreamDecoder, default_sto
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import gpt2
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=40)
 
 
@@ -117,3 +126,59 @@ def test_stream_decoder_never_prints_half_a_character():
     d = StreamDecoder(tok)
     assert d.feed(tok.tag_id("/assistant")) == "</myPT_assistant>"
     assert d.feed(tok.encode("🙂")[0]) == "" and d.flush() == "\ufffd"
+
+
+# -- `mypt generate` ------------------------------------------------------------------------------
+
+def gpt2_checkpoint(tmp_path):
+    from engine.checkpoint import save_checkpoint
+
+    m = tiny(vocab_size=50304, block_size=64)
+    return m, save_checkpoint(tmp_path / "checkpoints" / "run1" / "step_000010", m,
+                              tokenizer_state=gpt2().state(), step=10)
+
+
+def expected_text(m, ids, n):
+    tok = gpt2()
+    out = [t for t in generate(m, ids, SamplingConfig(temperature=0.0, max_new_tokens=n),
+                               stop_ids=default_stop_ids(tok)) if t not in default_stop_ids(tok)]
+    return tok.decode(out)
+
+
+def test_generate_command_wraps_a_plain_prompt_as_a_user_turn(tmp_path, monkeypatch, capsys):
+    from engine.episode import Message
+    from engine.render import render_prompt
+    from mypt_tui.cli import main
+
+    m, _ = gpt2_checkpoint(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ["generate", "--model", "run1", "--prompt", "What is 2+2?", "--max_new_tokens", "8", "--temperature", "0"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    ids = render_prompt([Message("user", "What is 2+2?")], gpt2())
+    assert out == expected_text(m, ids, 8) + "\n"
+    assert "8 tokens in" in err and "KV cache" in err and "max_new_tokens reached" in err
+    assert main(args + ["--no-cache"]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_generate_command_uses_a_tagged_prompt_as_written(tmp_path, capsys):
+    from mypt_tui.cli import main
+
+    m, path = gpt2_checkpoint(tmp_path)
+    prompt = "<myPT_system>You are a helpful assistant.</myPT_system>\n<myPT_user>What is 2+2?</myPT_user>\n<myPT_assistant>"
+    assert main(["generate", "--model", str(path), "--prompt", prompt, "--max-new-tokens", "6",
+                 "--preset", "deterministic"]) == 0
+    ids = gpt2().encode_prompt(prompt)
+    assert ids[0] == 50257 and ids[-1] == 50261
+    assert capsys.readouterr().out == expected_text(m, ids, 6) + "\n"
+
+
+def test_generate_command_names_the_checkpoints_that_exist_when_one_is_missing(tmp_path, capsys):
+    from mypt_tui.cli import main
+
+    gpt2_checkpoint(tmp_path)
+    root = tmp_path / "checkpoints"
+    assert main(["generate", "--model", "nope", "--prompt", "hi", "--checkpoints", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no checkpoint 'nope'") and err.rstrip().endswith(": run1/step_000010")
