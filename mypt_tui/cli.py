@@ -12,6 +12,8 @@ import sys
 
 # subcommand -> module under mypt_tui.commands (each module: register(sub) sets handler=run)
 COMMANDS: dict[str, str] = {
+    "generate": "generate",
+    "import": "importer",
 }
 
 
