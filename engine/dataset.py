@@ -1,0 +1,514 @@
+"""The prepared dataset `episode_indexed_sft_v1`: its writer, its reader and its integrity checks.
+
+Layout (MyPT-compatible binaries plus our sidecars):
+
+    <root>/<split>/tokens.bin      uint32 little-endian, the episodes concatenated
+    <root>/<split>/mask.bin        uint8 0/1 loss mask, aligned with tokens.bin
+    <root>/<split>/episodes.idx    uint64 little-endian (start, length) pairs, 16 bytes an episode
+    <root>/<split>/episodes.jsonl  one line an episode: index, id, source, sha256, tokens,
+                                   supervised, meta (ours; MyPT datasets have none)
+    <root>/tokenizer_state.json    the tokenizer's state()
+    <root>/dataset_metadata.json   format/schema, counts (MyPT's key names), options, inputs
+
+A split with no episodes has no folder (MyPT's loader cannot memory-map an empty file).
+Reading memory-maps the tokens and the mask, so opening a dataset costs its index only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .episode import Episode
+from .tokenizer import Tokenizer, TokenizerError, from_state
+
+FORMAT = "episode_indexed_sft_v1"
+SPLITS = ("train", "val")
+TOKENS_FILE = "tokens.bin"
+MASK_FILE = "mask.bin"
+INDEX_FILE = "episodes.idx"
+EPISODES_FILE = "episodes.jsonl"
+METADATA_FILE = "dataset_metadata.json"
+TOKENIZER_FILE = "tokenizer_state.json"
+
+TOKEN_DTYPE = np.dtype("<u4")
+MASK_DTYPE = np.dtype("u1")
+INDEX_DTYPE = np.dtype("<u8")
+
+_FLUSH_TOKENS = 1 << 20  # a writer buffers about this many tokens before writing them out
+_CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a time
+
+
+class DatasetError(ValueError):
+    """A folder that is not a prepared dataset, or one whose files are missing or inconsistent."""
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def episode_tail(episode_id: str, source: str, sha256: str, tokens: int, supervised: int,
+                 meta: dict[str, Any]) -> bytes:
+    """An episodes.jsonl line without its leading `{"index": N, ` (the index is known only
+    when the episode lands in its split). SplitWriter.add puts the index in front."""
+    return ('"id": %s, "source": %s, "sha256": "%s", "tokens": %d, "supervised": %d, "meta": %s}\n' % (
+        _json_str(episode_id), _json_str(source), sha256, tokens, supervised,
+        json.dumps(meta, ensure_ascii=False) if meta else "{}")).encode("utf-8")
+
+
+_json_str = json.encoder.encode_basestring  # a JSON string literal (C speed), like json.dumps(s, ensure_ascii=False)
+
+
+def split_tail(line: bytes) -> bytes:
+    """The tail of an episodes.jsonl line (what follows `{"index": N, `)."""
+    return line[line.index(b", ") + 2:]
+
+
+class SplitWriter:
+    """Appends episodes to one split's four files, streaming (buffers ~1M tokens at most)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._tokens = open(self.folder / TOKENS_FILE, "wb")
+        self._mask = open(self.folder / MASK_FILE, "wb")
+        self._index = open(self.folder / INDEX_FILE, "wb")
+        self._lines = open(self.folder / EPISODES_FILE, "wb")
+        self._buf_ids: list[np.ndarray] = []
+        self._buf_mask: list[np.ndarray] = []
+        self._buf_index = array("Q")
+        self._buffered = 0
+        self.episodes = 0
+        self.tokens = 0
+        self.supervised = 0
+        self.line_bytes = 0  # bytes written to episodes.jsonl so far (an offset for the next line)
+
+    def add(self, ids: np.ndarray, mask: np.ndarray, supervised: int, tail: bytes) -> int:
+        """Append one episode; returns the byte offset of its episodes.jsonl line."""
+        n = len(ids)
+        self._buf_index.append(self.tokens)
+        self._buf_index.append(n)
+        self._buf_ids.append(ids)
+        self._buf_mask.append(mask)
+        line = b'{"index": %d, ' % self.episodes + tail
+        offset = self.line_bytes
+        self._lines.write(line)
+        self.line_bytes += len(line)
+        self.episodes += 1
+        self.tokens += n
+        self.supervised += supervised
+        self._buffered += n
+        if self._buffered >= _FLUSH_TOKENS:
+            self._flush()
+        return offset
+
+    def add_block(self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, supervised: int,
+                  tails: Sequence[bytes]) -> None:
+        """Append several episodes whose tokens are already concatenated (a bulk copy)."""
+        if len(lengths) == 0:
+            return
+        starts = self.tokens + np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
+        pairs = np.empty((len(lengths), 2), dtype=INDEX_DTYPE)
+        pairs[:, 0] = starts
+        pairs[:, 1] = lengths
+        self._flush()
+        self._index.write(pairs.tobytes())
+        self._tokens.write(np.ascontiguousarray(ids, dtype=TOKEN_DTYPE).tobytes())
+        self._mask.write(np.ascontiguousarray(mask, dtype=MASK_DTYPE).tobytes())
+        k = self.episodes
+        lines = b"".join(b'{"index": %d, ' % (k + j) + t for j, t in enumerate(tails))
+        self._lines.write(lines)
+        self.line_bytes += len(lines)
+        self.episodes += len(lengths)
+        self.tokens += int(len(ids))
+        self.supervised += int(supervised)
+
+    def _flush(self) -> None:
+        if self._buf_ids:
+            self._tokens.write(np.concatenate(self._buf_ids).astype(TOKEN_DTYPE, copy=False).tobytes())
+            self._mask.write(np.concatenate(self._buf_mask).astype(MASK_DTYPE, copy=False).tobytes())
+        if self._buf_index:
+            self._index.write(np.frombuffer(self._buf_index, dtype=np.uint64).astype(INDEX_DTYPE).tobytes())
+        self._buf_ids, self._buf_mask, self._buf_index, self._buffered = [], [], array("Q"), 0
+
+    def close(self, sync: bool = True) -> None:
+        """Write what is buffered and close; `sync` makes the bytes durable before a rename."""
+        self._flush()
+        for fh in (self._tokens, self._mask, self._index, self._lines):
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+            fh.close()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def _family(meta: dict[str, Any]) -> str:
+    """An episode's skill family from its meta: the same rule as Episode.family."""
+    return Episode(id="", messages=(), meta=meta).family
+
+
+class EpisodeSplit:
+    """One split (train or val): memory-mapped tokens and mask, the index, and the sidecar."""
+
+    def __init__(self, name: str, folder: Path, tokens: np.ndarray, mask: np.ndarray, index: np.ndarray) -> None:
+        self.name = name
+        self.folder = folder
+        self.tokens = tokens  # np.memmap, uint32
+        self.mask = mask  # np.memmap, uint8
+        self.index = index  # (N, 2) uint64: start, length
+        self.starts = index[:, 0].astype(np.int64)
+        self.lengths = index[:, 1].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __repr__(self) -> str:
+        return f"EpisodeSplit({self.name!r}, {len(self)} episodes, {len(self.tokens)} tokens)"
+
+    @property
+    def has_sidecar(self) -> bool:
+        """True when episodes.jsonl exists (ours); a MyPT dataset has none."""
+        return (self.folder / EPISODES_FILE).exists()
+
+    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids and the loss mask of episode i (views into the memory maps)."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"{self.name}: episode index {i} out of range (0..{n - 1})")
+        s, length = int(self.starts[i]), int(self.lengths[i])
+        return self.tokens[s:s + length], self.mask[s:s + length]
+
+    def chunks(self, max_tokens: int = _CHUNK_TOKENS) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
+        """(first episode, end episode, token base, tokens, mask) over the split, a bounded
+        number of tokens at a time. Whole-split scans read the files rather than the memory
+        maps, so they stay flat in memory (mapped pages would stay resident)."""
+        n = len(self)
+        ends = self.starts + self.lengths
+        with open(self.folder / TOKENS_FILE, "rb") as tf, open(self.folder / MASK_FILE, "rb") as mf:
+            lo = 0
+            while lo < n:
+                hi, base, top = lo + 1, int(self.starts[lo]), int(ends[lo])
+                while hi < n and int(ends[hi]) - base <= max_tokens and self.starts[hi] >= base:
+                    top = max(top, int(ends[hi]))
+                    hi += 1
+                tf.seek(base * TOKEN_DTYPE.itemsize)
+                mf.seek(base)
+                yield (lo, hi, base, np.fromfile(tf, dtype=TOKEN_DTYPE, count=top - base),
+                       np.fromfile(mf, dtype=MASK_DTYPE, count=top - base))
+                lo = hi
+
+    @cached_property
+    def supervised(self) -> np.ndarray:
+        """Supervised (mask = 1) tokens per episode, int64, computed from mask.bin."""
+        out = np.zeros(len(self), dtype=np.int64)
+        for lo, hi, base, _, m in self.chunks():
+            cs = np.concatenate(([0], np.cumsum(m, dtype=np.int64)))
+            out[lo:hi] = cs[self.starts[lo:hi] + self.lengths[lo:hi] - base] - cs[self.starts[lo:hi] - base]
+        return out
+
+    # -- the sidecar (episodes.jsonl), read on first use ------------------------------------
+    @cached_property
+    def _sidecar(self) -> tuple[list[str], list[str], list[str], np.ndarray]:
+        path = self.folder / EPISODES_FILE
+        n = len(self)
+        if not path.exists():
+            return [f"{self.name}:{i}" for i in range(n)], [], ["all"] * n, np.zeros(0, dtype=np.int64)
+        ids: list[str] = []
+        hashes: list[str] = []
+        families: list[str] = []
+        offsets = np.zeros(n, dtype=np.int64)
+        interned: dict[str, str] = {}
+        pos = 0
+        with open(path, "rb") as fh:
+            for k, raw in enumerate(fh):
+                if k >= n:
+                    raise DatasetError(f"{path}: more lines than the {n} episodes in {INDEX_FILE}")
+                try:
+                    rec = json.loads(raw)
+                    idx, tokens = rec["index"], rec["tokens"]
+                    ids.append(str(rec["id"]))
+                    hashes.append(str(rec["sha256"]))
+                    meta = rec.get("meta") or {}
+                except (ValueError, KeyError, TypeError) as e:
+                    raise DatasetError(f"{path}:{k + 1}: not an episode record ({e})") from None
+                if idx != k or tokens != self.lengths[k]:
+                    raise DatasetError(f"{path}:{k + 1}: says index {idx} with {tokens} tokens, but "
+                                       f"{INDEX_FILE} has episode {k} with {self.lengths[k]} tokens")
+                fam = _family(meta) if isinstance(meta, dict) else "all"
+                families.append(interned.setdefault(fam, fam))
+                offsets[k] = pos
+                pos += len(raw)
+        if len(ids) != n:
+            raise DatasetError(f"{path}: {len(ids)} lines for the {n} episodes in {INDEX_FILE} (truncated?)")
+        return ids, hashes, families, offsets
+
+    @property
+    def ids(self) -> list[str]:
+        """Episode ids; "<split>:<index>" for a dataset without episodes.jsonl."""
+        return self._sidecar[0]
+
+    @cached_property
+    def hashes(self) -> list[str]:
+        """Content sha256 of each episode (of the conversation, from episodes.jsonl). A dataset
+        without episodes.jsonl gets the sha256 of each episode's tokens.bin bytes instead."""
+        if self.has_sidecar:
+            return self._sidecar[1]
+        return [hashlib.sha256(np.ascontiguousarray(self.episode(i)[0], dtype=TOKEN_DTYPE).tobytes()).hexdigest()
+                for i in range(len(self))]
+
+    @property
+    def families(self) -> list[str]:
+        """Skill family of each episode (meta.family/skill/category/task), "all" when unknown."""
+        return self._sidecar[2]
+
+    def meta(self, i: int) -> dict[str, Any]:
+        """The episode's record from episodes.jsonl (id, source, sha256, ..., meta); a dataset
+        without the sidecar gives what the binaries know."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"{self.name}: episode index {i} out of range (0..{n - 1})")
+        i %= n
+        if not self.has_sidecar:
+            return {"index": i, "id": self.ids[i], "source": None, "sha256": None,
+                    "tokens": int(self.lengths[i]), "supervised": int(self.supervised[i]), "meta": {}}
+        with open(self.folder / EPISODES_FILE, "rb") as fh:
+            fh.seek(int(self._sidecar[3][i]))
+            return json.loads(fh.readline())
+
+    def find(self, episode_id: str) -> int | None:
+        """Index of the episode with this id, or None."""
+        try:
+            return self.ids.index(episode_id)
+        except ValueError:
+            return None
+
+
+class Dataset:
+    """A prepared dataset, opened and checked for consistency (see open_dataset)."""
+
+    def __init__(self, root: Path, metadata: dict[str, Any], tokenizer_state: dict[str, Any],
+                 splits: dict[str, EpisodeSplit | None]) -> None:
+        self.root = root
+        self.metadata = metadata
+        self.tokenizer_state = tokenizer_state
+        self._splits = splits
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={len(v) if v else 0}" for k, v in self._splits.items())
+        return f"Dataset({str(self.root)!r}, {parts})"
+
+    def split(self, name: str) -> EpisodeSplit | None:
+        """"train" or "val"; None when the split is absent or empty."""
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}: choose {' or '.join(SPLITS)}")
+        return self._splits.get(name)
+
+    def tokenizer(self) -> Tokenizer:
+        return from_state(self.tokenizer_state)
+
+    def check(self) -> list["Check"]:
+        return check_dataset(self)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a prepared dataset; raises DatasetError naming the path when it is not one, or when
+    a file is missing, truncated or inconsistent with the others."""
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder (a prepared dataset is a folder made by `mypt prepare`)")
+    metadata = _read_metadata(root)
+    if not metadata and not (root / "train").is_dir():
+        raise DatasetError(f"{root} is not a prepared dataset: it has no {METADATA_FILE} and no train/ folder "
+                           f"(make one with `mypt prepare chat --input FILE --output {root}`)")
+    splits = {name: open_split(root, name, metadata) for name in SPLITS}
+    if splits["train"] is None:
+        raise DatasetError(f"{root / 'train'}: no training episodes (missing {TOKENS_FILE} or {INDEX_FILE}?)")
+    state = _read_tokenizer_state(root, metadata)
+    return Dataset(root, metadata, state, splits)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{path}: cannot be read as JSON ({e})") from None
+
+
+def _read_metadata(root: Path) -> dict[str, Any]:
+    path = root / METADATA_FILE
+    if not path.exists():
+        return {}
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    fmt = meta.get("format", meta.get("schema"))
+    if fmt != FORMAT:
+        raise DatasetError(f"{path}: format {fmt!r} is not {FORMAT!r}")
+    return meta
+
+
+def _read_tokenizer_state(root: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    path = root / TOKENIZER_FILE
+    if path.exists():
+        state = _read_json(path)
+        if not isinstance(state, dict):
+            raise DatasetError(f"{path}: expected a JSON object")
+    elif metadata.get("tokenization") == "gpt2":
+        state = {"tokenization": "gpt2"}  # gpt2 needs no saved vocabulary
+    else:
+        raise DatasetError(f"{path}: missing (the dataset's tokenizer cannot be known without it)")
+    try:
+        from_state(state)
+    except (TokenizerError, TypeError, ValueError) as e:
+        raise DatasetError(f"{path}: {e}") from None
+    return state
+
+
+def open_split(root: Path, name: str, metadata: dict[str, Any] | None = None) -> EpisodeSplit | None:
+    """One split folder of a dataset, checked; None when it is absent or empty."""
+    metadata = metadata or {}
+    folder = root / name
+    expected = metadata.get(f"num_{name}_episodes")
+    if folder.is_dir() and any(folder.glob("shard_*")):
+        raise DatasetError(f"{folder}: multi-shard datasets (shard_*/ folders) are not supported; "
+                           "prepare the input again with `mypt prepare`")
+    paths = {f: folder / f for f in (TOKENS_FILE, MASK_FILE, INDEX_FILE)}
+    if not folder.is_dir() or not paths[INDEX_FILE].exists() and not paths[TOKENS_FILE].exists():
+        if expected:
+            raise DatasetError(f"{folder}: missing, but {METADATA_FILE} says {expected} {name} episodes")
+        return None
+    for f, p in paths.items():
+        if not p.exists():
+            raise DatasetError(f"{p}: missing")
+    sizes = {f: p.stat().st_size for f, p in paths.items()}
+    if sizes[INDEX_FILE] % 16:
+        raise DatasetError(f"{paths[INDEX_FILE]}: {sizes[INDEX_FILE]} bytes is not a whole number of "
+                           "16-byte (start, length) pairs (truncated?)")
+    if sizes[TOKENS_FILE] % 4:
+        raise DatasetError(f"{paths[TOKENS_FILE]}: {sizes[TOKENS_FILE]} bytes is not a whole number of "
+                           "uint32 tokens (truncated?)")
+    n_tokens = sizes[TOKENS_FILE] // 4
+    if sizes[MASK_FILE] != n_tokens:
+        raise DatasetError(f"{paths[MASK_FILE]}: {sizes[MASK_FILE]} mask bytes for {n_tokens} tokens in "
+                           f"{TOKENS_FILE} (they must be aligned, one byte per token)")
+    n = sizes[INDEX_FILE] // 16
+    if expected is not None and expected != n:
+        raise DatasetError(f"{paths[INDEX_FILE]}: {n} episodes, but {METADATA_FILE} says {expected}")
+    want_tokens = metadata.get(f"num_{name}_tokens")
+    if want_tokens is not None and want_tokens != n_tokens:
+        raise DatasetError(f"{paths[TOKENS_FILE]}: {n_tokens} tokens, but {METADATA_FILE} says {want_tokens}")
+    if n == 0:
+        return None
+    index = np.fromfile(paths[INDEX_FILE], dtype=INDEX_DTYPE).reshape(-1, 2)
+    starts, lengths = index[:, 0], index[:, 1]
+    bad = np.flatnonzero(lengths == 0)
+    if len(bad):
+        raise DatasetError(f"{paths[INDEX_FILE]}: episode {bad[0]} has length 0")
+    past = np.flatnonzero((starts > n_tokens) | (lengths > n_tokens - np.minimum(starts, n_tokens)))
+    if len(past):
+        i = int(past[0])
+        raise DatasetError(f"{paths[INDEX_FILE]}: episode {i} (start {starts[i]}, length {lengths[i]}) points "
+                           f"past the end of {TOKENS_FILE} ({n_tokens} tokens)")
+    tokens = np.memmap(paths[TOKENS_FILE], dtype=TOKEN_DTYPE, mode="r")
+    mask = np.memmap(paths[MASK_FILE], dtype=MASK_DTYPE, mode="r")
+    return EpisodeSplit(name, folder, tokens, mask, index)
+
+
+# -- integrity checks --------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def check_dataset(ds: Dataset) -> list[Check]:
+    """Full integrity checks (reads every byte once, a chunk at a time). open_dataset has
+    already checked that the files exist and that their sizes agree."""
+    checks = [Check("files present, sizes consistent", True,
+                    ", ".join(f"{n}: {len(s)} episodes, {len(s.tokens)} tokens"
+                              for n in SPLITS if (s := ds.split(n)) is not None))]
+    try:
+        tok = ds.tokenizer()
+        checks.append(Check("tokenizer state readable", True, f"{tok.kind}, model vocab {tok.model_vocab_size}"))
+    except (TokenizerError, ValueError) as e:
+        checks.append(Check("tokenizer state readable", False, str(e)))
+        tok = None
+    for name in SPLITS:
+        split = ds.split(name)
+        if split is None:
+            continue
+        checks += _check_split(ds, split, tok)
+    return checks
+
+
+def _check_split(ds: Dataset, split: EpisodeSplit, tok: Tokenizer | None) -> list[Check]:
+    name = split.name
+    out: list[Check] = []
+    bad_mask = top_id = n_bad_end = 0
+    bad_end: list[int] = []
+    eot = tok.eot_id if tok else None
+    for lo, hi, base, t, m in split.chunks():
+        bad_mask += int(np.count_nonzero(m > 1))
+        top_id = max(top_id, int(t.max()))
+        if eot is not None:
+            wrong = np.flatnonzero(t[split.starts[lo:hi] + split.lengths[lo:hi] - 1 - base] != eot) + lo
+            n_bad_end += len(wrong)
+            bad_end += wrong[:5 - len(bad_end)].tolist()
+    out.append(Check(f"{name}: mask values are 0/1", bad_mask == 0,
+                     f"{bad_mask} mask bytes are neither 0 nor 1" if bad_mask else f"{len(split.mask)} bytes"))
+    if tok is not None:
+        out.append(Check(f"{name}: token ids below the model vocabulary", top_id < tok.model_vocab_size,
+                         f"largest id {top_id}, vocabulary {tok.model_vocab_size}"))
+        out.append(Check(f"{name}: every episode ends with <myPT_eot>", not bad_end,
+                         f"{n_bad_end} do not (first: {bad_end}); is the index aligned with the tokens?"
+                         if n_bad_end else ""))
+    sup = split.supervised
+    empty = np.flatnonzero(sup == 0)
+    out.append(Check(f"{name}: every episode has supervised tokens", len(empty) == 0,
+                     f"{len(empty)} episodes have none (first: index {empty[0]})" if len(empty)
+                     else f"{int(sup.sum())} supervised of {len(split.tokens)} tokens"))
+    want = ds.metadata.get(f"num_{name}_mask_tokens")
+    if want is not None:
+        out.append(Check(f"{name}: supervised count matches metadata", want == int(sup.sum()),
+                         f"metadata {want}, mask.bin {int(sup.sum())}"))
+    if split.has_sidecar:
+        try:
+            split.ids  # reads and cross-checks episodes.jsonl
+            out.append(Check(f"{name}: episodes.jsonl matches the index", True, f"{len(split.ids)} records"))
+        except DatasetError as e:
+            out.append(Check(f"{name}: episodes.jsonl matches the index", False, str(e)))
+    return out
+
+
+# -- showing an episode ------------------------------------------------------------------------
+
+def mask_segments(ids: np.ndarray, mask: np.ndarray, tok: Tokenizer) -> list[tuple[str, bool]]:
+    """The decoded episode as runs of (text, trained): what a mask view highlights."""
+    out: list[tuple[str, bool]] = []
+    ids = np.asarray(ids)
+    m = np.asarray(mask).astype(bool)
+    if len(ids) == 0:
+        return out
+    cuts = np.flatnonzero(m[1:] != m[:-1]) + 1
+    for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ids)]))):
+        out.append((tok.decode(ids[a:b].tolist()), bool(m[a])))
+    return out
