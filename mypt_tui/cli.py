@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[str, str] = {
     "generate": "generate",
     "import": "importer",
+    "prepare": "prepare",
+    "inspect": "inspect",
 }
 
 
