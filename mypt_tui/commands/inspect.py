@@ -86,7 +86,7 @@ def print_stats(ds) -> None:
             print(f"  {name:<6}{0:>10}")
             continue
         sup = int(s.supervised.sum())
-        p50, p90, p99 = (int(v) for v in np.percentile(s.lengths, [50, 90, 99], method="nearest"))
+        p50, p90, p99 = (int(v) for v in np.percentile(s.lengths, [50, 90, 99], method="inverted_cdf"))
         ratio = sup / len(s.tokens) if len(s.tokens) else 0.0
         print(f"  {name:<6}{len(s):>10,}{len(s.tokens):>13,}{sup:>12,}{ratio:>8.1%}"
               f"{p50:>7}{p90:>7}{p99:>7}{int(s.lengths.max()):>7}")
