@@ -340,7 +340,7 @@ def _load_myPT(path: Path) -> Checkpoint:
             expected = GPT(config).state_dict()
         for k, v in expected.items():
             if k.endswith(".bias") and k not in state_dict and not k.startswith("lm_head."):
-                state_dict[k] = torch.zeros(v.shape, dtype=state_dict["transformer.wte.weight"].dtype)
+                state_dict[k] = torch.zeros(v.shape, dtype=next(iter(state_dict.values())).dtype)
     tokenizer_state = _myPT_tokenizer(path, config)
     step = None
     if (path / "training_state.json").is_file():

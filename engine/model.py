@@ -302,8 +302,18 @@ class GPT(nn.Module):
         return self.lm_head(h)
 
     def forward(self, idx: torch.Tensor, *, segment_ids: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, V) at every position: the full reference path."""
+                position_ids: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, full_output: bool = False) -> torch.Tensor:
+        """Logits (B, T, V) at every position: the full reference path.
+
+        Given `targets` and `mask`, returns `supervised_loss` instead, so that wrappers which act
+        on forward (DistributedDataParallel, torch.compile) see the training computation.
+        """
+        if targets is not None or mask is not None:
+            if targets is None or mask is None:
+                raise ValueError("pass both targets and mask to get the loss")
+            return self.supervised_loss(idx, targets, mask, segment_ids=segment_ids, position_ids=position_ids,
+                                        full_output=full_output)
         return self.head(self.hidden(idx, segment_ids=segment_ids, position_ids=position_ids))
 
     def supervised_loss(self, idx: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *,

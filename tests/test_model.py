@@ -96,6 +96,7 @@ def test_supervised_loss_is_the_sum_of_cross_entropy_at_masked_positions(kw):
                for b in range(2) for t in range(12) if mask[b, t])
     got = m.supervised_loss(x, y, mask)
     torch.testing.assert_close(got, want)
+    torch.testing.assert_close(m(x, targets=y, mask=mask), want)  # through forward, for DDP / compile
     torch.testing.assert_close(m.supervised_loss(x, y, mask, full_output=True), want)
     assert got.dtype == torch.float32
     got.backward()
