@@ -100,7 +100,9 @@ def test_next_token_rules():
 
 
 def test_presets_and_sampling_validation():
-    assert set(PRESETS) == {"chat", "creative", "factual", "code", "deterministic"}
+    from mypt_tui.commands.generate import PRESET_NAMES
+
+    assert tuple(PRESETS) == PRESET_NAMES == ("chat", "creative", "factual", "code", "deterministic")
     assert preset("deterministic").temperature == 0.0
     assert preset("chat", max_new_tokens=50) == SamplingConfig(0.8, 50, 0.95, 1.1, 50, None)
     with pytest.raises(ValueError, match="unknown preset 'wild': choose chat, creative, factual, code, deterministic"):

@@ -13,6 +13,8 @@ import time
 
 from mypt_tui.cli import flag
 
+PRESET_NAMES = ("chat", "creative", "factual", "code", "deterministic")  # engine.generate.PRESETS, without torch
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or a MyPT checkpoint folder")
     p.add_argument("--prompt", required=True, help="the prompt text (tags allowed)")
     flag(p, "--max_new_tokens", type=int, default=None, help="most tokens to generate (default: the preset's, 256)")
-    p.add_argument("--preset", default="chat", help="sampling preset: chat (default), creative, factual, code, "
-                                                    "deterministic; the flags below override its values")
+    p.add_argument("--preset", default="chat", choices=PRESET_NAMES,
+                   help="sampling preset (default chat); the flags below override its values")
     p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
     flag(p, "--top_k", type=int, default=None, help="sample among the k most likely tokens (0 = no limit)")
     flag(p, "--top_p", type=float, default=None, help="nucleus sampling mass (1 = no limit)")
