@@ -8,8 +8,9 @@ How it stays atomic and flat in memory:
 - everything is written into a temp folder beside the output and renamed into place at the
   end; a failure, a cancel or a ctrl+c removes the temp folder and leaves any old output as it was;
 - pass 1 streams each input through the renderer into a work split (tokens, mask, index and
-  episodes.jsonl on disk), keeping only a fixed-size record per episode in memory (numbers in
-  array('Q'), about 36 bytes an episode);
+  episodes.jsonl on disk), keeping only a fixed-size record per episode in memory (24 bytes
+  in array columns); a large JSONL input is rendered by a few worker processes, a chunk of
+  lines each, with at most a few chunks in flight;
 - duplicate ids are found afterwards from 64-bit id hashes (sorted; candidates confirmed by
   reading their ids back), then the seeded split is drawn over the valid episodes, and pass 2
   copies the work split into train/ and val/ a bounded chunk at a time.
@@ -32,7 +33,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Union
+from typing import Callable, Iterable, Iterator, Union
 
 import numpy as np
 
@@ -48,7 +49,6 @@ DEFAULT_VAL_SPLIT = 0.1
 TEMP_PREFIX = ".mypt-tmp-"  # temp folders beside the output (git-ignored)
 KEEP_SKIPPED = 1000  # skipped episodes listed by message (all are counted)
 PARALLEL_MIN_LINES = 20_000  # smaller inputs render in-process (starting workers costs ~1 s)
-_PROGRESS_EVERY = 1024
 _CHUNK_EPISODES = 1024  # episodes rendered per chunk (and per worker task)
 _COPY_TOKENS = 1 << 20  # pass 2 copies about this many tokens at a time
 _COPY_WINDOW = 1 << 14  # ... reading the work index this many episodes at a time
@@ -136,6 +136,9 @@ _REASONS = (
     ("no supervised tokens", "no supervised tokens"),
     ("duplicate episode_id", "duplicate episode_id"),
     ("content must be a string", "content is not a string"),
+    ("must be a string", "field is not a string"),
+    ("is not an object", "malformed message"),
+    ("context belongs to", "misplaced context"),
     ("system", "misplaced system message"),
     ("episode_id", "invalid episode_id"),
     ('"meta"', "invalid meta"),
@@ -212,6 +215,8 @@ def _check_options(opts: PrepareOptions) -> None:
         raise PrepareError(f"--val_split must be at least 0 and below 1, got {opts.val_split}")
     if opts.no_system_prompt and opts.system_prompt is not None:
         raise PrepareError("--system_prompt and --no_system_prompt contradict each other: give one")
+    if opts.workers is not None and opts.workers < 1:
+        raise PrepareError(f"--workers must be at least 1, got {opts.workers}")
     if opts.system_prompt is not None and not opts.system_prompt.strip():
         raise PrepareError("--system_prompt is empty")
 
@@ -341,6 +346,8 @@ class _Job:
             skipped = sum(fc.skipped for fc in self.files.values() if fc.input == "input")
             raise PrepareError(f"no valid episodes in {self.opts.input}: all {skipped} were skipped"
                                + (f" (first: {first[0]})" if first else ""))
+        if len(self.sources) > 1 and not (~self.sources[1].duplicate).any():
+            raise PrepareError(f"no valid episodes in the --val_file {self.opts.val_file}")
         if self.opts.kind == "tool" and self.with_tools == 0:
             raise PrepareError(f"no episode in {self.opts.input} has a tool call: `mypt prepare tool` is "
                                "for tool-calling sets (use `mypt prepare chat` for plain conversations)")
@@ -404,7 +411,7 @@ class _Job:
                 if isinstance(item, Episode):
                     for text in _texts(item, self.system):
                         chars.update(text)
-                if n % _PROGRESS_EVERY == 0:
+                if n % _CHUNK_EPISODES == 0:
                     self._check_stop()
         return CharTokenizer(chars)
 
@@ -423,7 +430,7 @@ class _Job:
 
     def _rendered_chunks(self, src: _Source, tok: Tokenizer) -> Iterator[_Chunk]:
         files = input_files(src.path)
-        workers = self.workers(files)
+        workers = self._workers(files)
         if workers <= 1:
             batch: list[Union[Episode, EpisodeError]] = []
             for item in read_episodes(src.path):
@@ -436,7 +443,7 @@ class _Job:
             return
         yield from _parallel_chunks(src.path, files, workers, tok, self.system, self._check_stop)
 
-    def workers(self, files: list[Path]) -> int:
+    def _workers(self, files: list[Path]) -> int:
         """Worker processes for pass 1: several only for a large input made of JSONL files."""
         if self.opts.workers is not None:
             n = self.opts.workers
@@ -446,55 +453,50 @@ class _Job:
 
     def _apply(self, src: _Source, writer: dsf.SplitWriter, chunk: _Chunk) -> bool:
         """Write one rendered chunk; False when --strict must stop at an invalid episode."""
-        pos = 0
-        for row in chunk.rows:
-            self.seq += 1
-            self.done += 1
-            if isinstance(row, EpisodeError):
-                self._skip(src.role, self.seq, row)
-                if self.opts.strict:
-                    return False
-                continue
-            n = row.length
-            writer.add(chunk.ids[pos:pos + n], chunk.mask[pos:pos + n], row.supervised, row.tail)
-            pos += n
-            if row.tools:
-                self.with_tools += 1
-                for name in row.tools:
-                    if name in self.tool_calls or len(self.tool_calls) < 1000:
-                        self.tool_calls[name] = self.tool_calls.get(name, 0) + 1
-            self.with_system += row.has_system
-            src.seq.append(self.seq)
-            src.id_hash.append(row.id_hash)
-            src.content.append(row.content)
-            src.supervised.append(row.supervised)
-            self._count_file(src.role, row.source, kept=True)
-        return True
+        base = self.seq + 1  # seq of the chunk's first item
+        self.seq += chunk.items
+        self.done += chunk.items
+        for label, (kept, skipped) in chunk.files.items():
+            fc = self._file(src.role, label)
+            fc.episodes += kept
+            fc.skipped += skipped
+        for pos, err in chunk.errors:
+            self._skip(base + pos, err)
+        lines = chunk.tails.split(b"\n")[:-1]
+        writer.add_block(chunk.ids, chunk.mask, chunk.lengths, int(chunk.supervised.sum(dtype=np.int64)),
+                         [line + b"\n" for line in lines])
+        src.seq.frombytes((chunk.position.astype(np.int64) + base).astype(np.uint32).tobytes())
+        src.id_hash.frombytes(chunk.id_hash.tobytes())
+        src.content.frombytes(chunk.content.tobytes())
+        src.supervised.frombytes(chunk.supervised.tobytes())
+        for name, calls in chunk.tool_calls.items():
+            if name in self.tool_calls or len(self.tool_calls) < 1000:
+                self.tool_calls[name] = self.tool_calls.get(name, 0) + calls
+        self.with_tools += chunk.with_tools
+        self.with_system += chunk.with_system
+        # --strict stops here; the episodes before the error are written all the same, since a
+        # duplicate id among them would be the first invalid episode
+        return not (self.opts.strict and chunk.errors)
 
-    def _skip(self, role: str, seq: int, err: EpisodeError) -> None:
+    def _skip(self, seq: int, err: EpisodeError) -> None:
         self.n_errors += 1
         if self.first_error_seq is None:
             self.first_error_seq = seq
         cat = reason_category(err.reason)
         self.by_reason[cat] = self.by_reason.get(cat, 0) + 1
         # keep the KEEP_SKIPPED earliest messages: errors arrive in input order, except
-        # duplicates, which are found after pass 1 (hence the sort when the list is full)
+        # duplicates, which are found after pass 1 (hence the insort when the list is full)
         if len(self.errors) < KEEP_SKIPPED:
             self.errors.append((seq, str(err)))
         elif seq < self.errors[-1][0]:
             bisect.insort(self.errors, (seq, str(err)))
             self.errors.pop()
-        self._count_file(role, err.source, kept=False)
 
-    def _count_file(self, role: str, source: str, kept: bool) -> None:
-        key = (role, _file_label(source))
-        fc = self.files.get(key)
+    def _file(self, role: str, label: str) -> FileCount:
+        fc = self.files.get((role, label))
         if fc is None:
-            fc = self.files[key] = FileCount(role, key[1])
-        if kept:
-            fc.episodes += 1
-        else:
-            fc.skipped += 1
+            fc = self.files[(role, label)] = FileCount(role, label)
+        return fc
 
     def _check_stop(self) -> None:
         if self.should_stop():
@@ -522,9 +524,10 @@ class _Job:
             if self.opts.strict and self.first_error_seq is not None and seqs[k] > self.first_error_seq:
                 continue  # --strict stopped at an earlier invalid episode
             src.duplicate[k] = True
-            self._skip(src.role, int(seqs[k]),
-                       EpisodeError(rec["source"], f"duplicate episode_id {rec['id']!r} (first at {first})"))
-            self.files[(src.role, _file_label(rec["source"]))].episodes -= 1
+            self._skip(int(seqs[k]), EpisodeError(rec["source"], f"duplicate episode_id {rec['id']!r} (first at {first})"))
+            fc = self._file(src.role, _file_label(rec["source"]))
+            fc.episodes -= 1
+            fc.skipped += 1
 
     def _assign_splits(self) -> list[np.ndarray]:
         """Per source, per written episode: 0 train, 1 val, -1 dropped (a duplicate)."""
@@ -636,52 +639,71 @@ class _Job:
         }
 
 
-class _Row(NamedTuple):
-    """One rendered episode of a chunk (its tokens are in the chunk's arrays)."""
-
-    length: int
-    supervised: int
-    tail: bytes  # its episodes.jsonl record, less the index
-    id_hash: int  # 64 bits of blake2b(id): the same in every process
-    content: int  # first 64 bits of the content sha256
-    source: str
-    tools: tuple[str, ...]  # names of its tool calls
-    has_system: bool
-
-
 @dataclass
 class _Chunk:
-    """Rendered episodes and skip reasons of a run of input items, in input order."""
+    """A run of input items rendered, in columns (cheap to send back from a worker process):
+    the kept episodes' tokens and numbers, and the skip reasons, in input order."""
 
-    ids: np.ndarray  # uint32, the episodes' tokens concatenated
+    items: int  # input items in the run (kept + skipped)
+    ids: np.ndarray  # uint32: the kept episodes' tokens, concatenated
     mask: np.ndarray  # uint8
-    rows: list[Union[_Row, EpisodeError]]
+    position: np.ndarray  # uint32: each kept episode's position among the items
+    lengths: np.ndarray  # int64
+    supervised: np.ndarray  # uint32
+    id_hash: np.ndarray  # uint64: 64 bits of blake2b(id), the same in every process
+    content: np.ndarray  # uint64: first 64 bits of the content sha256
+    tails: bytes  # the episodes.jsonl records (less their index), one line each
+    errors: list[tuple[int, EpisodeError]]  # (position, error)
+    files: dict[str, list[int]]  # file label -> [kept, skipped]
+    tool_calls: dict[str, int]  # tool name -> calls
+    with_tools: int  # kept episodes with at least one tool call
+    with_system: int  # kept episodes rendered with a system block
 
 
 def render_chunk(items: Iterable[Union[Episode, EpisodeError]], tok: Tokenizer, system: SystemPrompt) -> _Chunk:
     """Render a run of episodes: the one per-episode step of pass 1, in-process or in a worker."""
     ids: list[np.ndarray] = []
     masks: list[np.ndarray] = []
-    rows: list[Union[_Row, EpisodeError]] = []
-    for ep in items:
+    cols: dict[str, list[int]] = {k: [] for k in ("position", "lengths", "supervised", "id_hash", "content")}
+    tails: list[bytes] = []
+    errors: list[tuple[int, EpisodeError]] = []
+    files: dict[str, list[int]] = {}
+    tools: dict[str, int] = {}
+    with_tools = with_system = n = 0
+    for n, ep in enumerate(items, 1):
+        if not isinstance(ep, EpisodeError):
+            r = render_episode(ep, tok, system)
+            supervised = int(np.count_nonzero(r.mask))
+            if supervised == 0:
+                ep = EpisodeError(ep.source, "no supervised tokens (nothing to train on)")
+        fc = files.setdefault(_file_label(ep.source), [0, 0])
         if isinstance(ep, EpisodeError):
-            rows.append(ep)
+            errors.append((n - 1, ep))
+            fc[1] += 1
             continue
-        r = render_episode(ep, tok, system)
-        supervised = int(np.count_nonzero(r.mask))
-        if supervised == 0:
-            rows.append(EpisodeError(ep.source, "no supervised tokens (nothing to train on)"))
-            continue
+        fc[0] += 1
         sha = ep.sha256
         ids.append(r.ids)
         masks.append(r.mask)
-        rows.append(_Row(len(r.ids), supervised,
-                         dsf.episode_tail(ep.id, ep.source, sha, len(r.ids), supervised, ep.meta),
-                         int.from_bytes(hashlib.blake2b(ep.id.encode(), digest_size=8).digest(), "little"),
-                         int(sha[:16], 16), ep.source, tuple(c.name for m in ep.messages for c in m.tool_calls),
-                         system.pick(ep.system) is not None))
-    return _Chunk(np.concatenate(ids) if ids else np.zeros(0, np.uint32),
-                  np.concatenate(masks) if masks else np.zeros(0, np.uint8), rows)
+        cols["position"].append(n - 1)
+        cols["lengths"].append(len(r.ids))
+        cols["supervised"].append(supervised)
+        cols["id_hash"].append(int.from_bytes(hashlib.blake2b(ep.id.encode(), digest_size=8).digest(), "little"))
+        cols["content"].append(int(sha[:16], 16))
+        tails.append(dsf.episode_tail(ep.id, ep.source, sha, len(r.ids), supervised, ep.meta))
+        calls = [c.name for m in ep.messages for c in m.tool_calls]
+        if calls:
+            with_tools += 1
+            for name in calls:
+                tools[name] = tools.get(name, 0) + 1
+        with_system += system.pick(ep.system) is not None
+    return _Chunk(
+        items=n, ids=np.concatenate(ids) if ids else np.zeros(0, np.uint32),
+        mask=np.concatenate(masks) if masks else np.zeros(0, np.uint8),
+        position=np.array(cols["position"], dtype=np.uint32), lengths=np.array(cols["lengths"], dtype=np.int64),
+        supervised=np.array(cols["supervised"], dtype=np.uint32), id_hash=np.array(cols["id_hash"], dtype=np.uint64),
+        content=np.array(cols["content"], dtype=np.uint64), tails=b"".join(tails), errors=errors, files=files,
+        tool_calls=tools, with_tools=with_tools, with_system=with_system)
 
 
 # -- pass 1 in worker processes ----------------------------------------------------------------
