@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +42,6 @@ TOKEN_DTYPE = np.dtype("<u4")
 MASK_DTYPE = np.dtype("u1")
 INDEX_DTYPE = np.dtype("<u8")
 
-_FLUSH_TOKENS = 1 << 20  # a writer buffers about this many tokens before writing them out
 _CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a time
 
 
@@ -56,7 +54,7 @@ class DatasetError(ValueError):
 def episode_tail(episode_id: str, source: str, sha256: str, tokens: int, supervised: int,
                  meta: dict[str, Any]) -> bytes:
     """An episodes.jsonl line without its leading `{"index": N, ` (the index is known only
-    when the episode lands in its split). SplitWriter.add puts the index in front."""
+    when the episode lands in its split). SplitWriter.add_block puts the index in front."""
     return ('"id": %s, "source": %s, "sha256": "%s", "tokens": %d, "supervised": %d, "meta": %s}\n' % (
         _json_str(episode_id), _json_str(source), sha256, tokens, supervised,
         json.dumps(meta, ensure_ascii=False) if meta else "{}")).encode("utf-8")
@@ -71,7 +69,7 @@ def split_tail(line: bytes) -> bytes:
 
 
 class SplitWriter:
-    """Appends episodes to one split's four files, streaming (buffers ~1M tokens at most)."""
+    """Appends episodes to one split's four files, streaming: each call writes its block."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -80,66 +78,30 @@ class SplitWriter:
         self._mask = open(self.folder / MASK_FILE, "wb")
         self._index = open(self.folder / INDEX_FILE, "wb")
         self._lines = open(self.folder / EPISODES_FILE, "wb")
-        self._buf_ids: list[np.ndarray] = []
-        self._buf_mask: list[np.ndarray] = []
-        self._buf_index = array("Q")
-        self._buffered = 0
         self.episodes = 0
         self.tokens = 0
         self.supervised = 0
-        self.line_bytes = 0  # bytes written to episodes.jsonl so far (an offset for the next line)
-
-    def add(self, ids: np.ndarray, mask: np.ndarray, supervised: int, tail: bytes) -> int:
-        """Append one episode; returns the byte offset of its episodes.jsonl line."""
-        n = len(ids)
-        self._buf_index.append(self.tokens)
-        self._buf_index.append(n)
-        self._buf_ids.append(ids)
-        self._buf_mask.append(mask)
-        line = b'{"index": %d, ' % self.episodes + tail
-        offset = self.line_bytes
-        self._lines.write(line)
-        self.line_bytes += len(line)
-        self.episodes += 1
-        self.tokens += n
-        self.supervised += supervised
-        self._buffered += n
-        if self._buffered >= _FLUSH_TOKENS:
-            self._flush()
-        return offset
 
     def add_block(self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, supervised: int,
                   tails: Sequence[bytes]) -> None:
-        """Append several episodes whose tokens are already concatenated (a bulk copy)."""
+        """Append episodes given concatenated: their tokens and mask, each one's length, their
+        supervised total, and each one's episodes.jsonl tail (see episode_tail)."""
         if len(lengths) == 0:
             return
-        starts = self.tokens + np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
         pairs = np.empty((len(lengths), 2), dtype=INDEX_DTYPE)
-        pairs[:, 0] = starts
+        pairs[:, 0] = self.tokens + np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
         pairs[:, 1] = lengths
-        self._flush()
         self._index.write(pairs.tobytes())
         self._tokens.write(np.ascontiguousarray(ids, dtype=TOKEN_DTYPE).tobytes())
         self._mask.write(np.ascontiguousarray(mask, dtype=MASK_DTYPE).tobytes())
         k = self.episodes
-        lines = b"".join(b'{"index": %d, ' % (k + j) + t for j, t in enumerate(tails))
-        self._lines.write(lines)
-        self.line_bytes += len(lines)
+        self._lines.write(b"".join(b'{"index": %d, ' % (k + j) + t for j, t in enumerate(tails)))
         self.episodes += len(lengths)
         self.tokens += int(len(ids))
         self.supervised += int(supervised)
 
-    def _flush(self) -> None:
-        if self._buf_ids:
-            self._tokens.write(np.concatenate(self._buf_ids).astype(TOKEN_DTYPE, copy=False).tobytes())
-            self._mask.write(np.concatenate(self._buf_mask).astype(MASK_DTYPE, copy=False).tobytes())
-        if self._buf_index:
-            self._index.write(np.frombuffer(self._buf_index, dtype=np.uint64).astype(INDEX_DTYPE).tobytes())
-        self._buf_ids, self._buf_mask, self._buf_index, self._buffered = [], [], array("Q"), 0
-
     def close(self, sync: bool = True) -> None:
-        """Write what is buffered and close; `sync` makes the bytes durable before a rename."""
-        self._flush()
+        """Close the files; `sync` makes the bytes durable before the folder is renamed into place."""
         for fh in (self._tokens, self._mask, self._index, self._lines):
             fh.flush()
             if sync:
