@@ -333,6 +333,15 @@ class GPT(nn.Module):
         logits = self.head(h[keep]).float()
         return F.cross_entropy(logits, targets[keep], reduction="sum")
 
+    def set_dropout(self, p: float) -> None:
+        """Change dropout everywhere (a fine-tune picks its own; the guide raises it for SFT)."""
+        self.config.dropout = p
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+            elif isinstance(getattr(m, "dropout", None), float):
+                m.dropout = p
+
     def new_cache(self, batch_size: int = 1) -> KVCache:
         w = self.transformer.wte.weight
         return KVCache(self.config, batch_size=batch_size, device=w.device, dtype=w.dtype)

@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "import": "importer",
     "prepare": "prepare",
     "inspect": "inspect",
+    "train": "train",
+    "audit": "audit",
 }
 
 
