@@ -215,6 +215,8 @@ def _check_options(opts: PrepareOptions) -> None:
         raise PrepareError(f"--val_split must be at least 0 and below 1, got {opts.val_split}")
     if opts.no_system_prompt and opts.system_prompt is not None:
         raise PrepareError("--system_prompt and --no_system_prompt contradict each other: give one")
+    if not isinstance(opts.seed, int) or opts.seed < 0:
+        raise PrepareError(f"--seed must be a non-negative integer, got {opts.seed}")
     if opts.workers is not None and opts.workers < 1:
         raise PrepareError(f"--workers must be at least 1, got {opts.workers}")
     if opts.system_prompt is not None and not opts.system_prompt.strip():
