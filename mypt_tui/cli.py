@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "train": "train",
     "audit": "audit",
+    "chat": "chat",
 }
 
 
