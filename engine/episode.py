@@ -167,7 +167,7 @@ def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] |
 
 def parse_line(text: str, source: str) -> Union[Episode, EpisodeError]:
     try:
-        obj = json.loads(text)
+        obj = json.loads(text.rstrip("\r\n"))  # a cut-off line reports its own column
     except json.JSONDecodeError as e:
         return EpisodeError(source, f"invalid JSON: {e.msg} (column {e.colno})")
     try:
