@@ -180,22 +180,37 @@ def preflight(split, elig: Eligibility, cfg: TrainConfig, world: int) -> dict:
 
 # -- setting up a run ----------------------------------------------------------------------------
 
-def _prepare_run_dir(job: TrainJob, main: bool) -> None:
+def _check_run_dir(job: TrainJob) -> None:
+    """Refuse a run folder that does not fit the job (read-only: nothing is touched yet)."""
     out = Path(job.output)
     if job.resume:
         if not out.is_dir():
             raise TrainError(f"--resume: {out} does not exist; start the run without --resume")
         if latest_checkpoint(out, resumable=True) is None:
             raise TrainError(f"--resume: {out} has no checkpoint with training state to resume from")
-        return
-    if out.exists() and any(out.iterdir()):
-        if not job.overwrite:
-            raise TrainError(f"{out} already holds a run: continue it with --resume, "
-                             "start over with --overwrite, or choose another --output")
-        if main:
-            shutil.rmtree(out)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
+    elif out.exists() and any(out.iterdir()) and not job.overwrite:
+        raise TrainError(f"{out} already holds a run: continue it with --resume, "
+                         "start over with --overwrite, or choose another --output")
+
+
+def _make_run_dir(job: TrainJob) -> None:
+    """Create the run folder; with --overwrite the old run goes only now, once the job is known to start."""
+    out = Path(job.output)
+    if not job.resume and job.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _on_all_ranks(dinfo: distributed.Dist, device: torch.device, fn: Callable[[], None], main_only: bool) -> None:
+    """Run a setup step (on rank 0 only, or on every rank) and fail together if any rank failed."""
+    error = None
+    if dinfo.main or not main_only:
+        try:
+            fn()
+        except TrainError as e:
+            error = e
+    if distributed.any_rank(dinfo, error is not None, device):
+        raise error or TrainError("another rank could not set up the run (see its message)")
 
 
 def _build_model(job: TrainJob, cfg: TrainConfig, tok_state: dict, vocab: int) -> tuple[GPT, str, dict | None, int]:
@@ -275,10 +290,11 @@ def _run(job: TrainJob, cfg: TrainConfig, device: torch.device, dinfo: distribut
                          f"{elig.overlong_dropped} over-long dropped, {elig.no_supervised} with nothing supervised)")
 
     # run folder, model, optimizer
-    _prepare_run_dir(job, main)
+    _on_all_ranks(dinfo, device, lambda: _check_run_dir(job), main_only=False)
     model, init_desc, train_state, start_step = _build_model(job, cfg, tok.state(), tok.model_vocab_size)
     if cfg.block_size > model.config.block_size:
         raise TrainError(f"block_size {cfg.block_size} exceeds the model's context {model.config.block_size}")
+    _on_all_ranks(dinfo, device, lambda: _make_run_dir(job), main_only=True)
     model.to(device)
     dtype = pick_dtype(cfg.precision, device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.learning_rate,
@@ -387,90 +403,96 @@ def _run(job: TrainJob, cfg: TrainConfig, device: torch.device, dinfo: distribut
     t_start = time.time()
     step = start_step
     last_ckpt = latest_checkpoint(out) if job.resume else None
-    metrics: dict = {}
-    step_time = None
-    model.train()
-    if start_step == 0 and cfg.eval_interval:
-        metrics = evaluate(0)
-    if sampler.state.cursor == 0 and cfg.batch_sampling_mode == "epoch":
-        emit(EpochStart(step=step, epoch=sampler.state.epoch, episodes=len(elig.eligible),
-                        seed=cfg.epoch_seed if cfg.epoch_shuffle else None))
-    reason = "completed"
-    while step < cfg.max_iters:
-        if distributed.any_rank(dinfo, should_stop(), device):
-            reason = "stopped"
-            break
-        t0 = time.time()
-        step += 1
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        drawn = [sampler.next_batch() for _ in range(accum)]
-        batches = [collate(d.rows, train_split, block_size=cfg.block_size, batching=cfg.batching, pad_id=pad_id,
-                           use_loss_mask=cfg.use_loss_mask) for d in drawn]
-        sup_total = distributed.all_sum(dinfo, sum(b.supervised for b in batches), device)
-        loss_sum = torch.zeros((), device=device)
-        for k, b in enumerate(batches):
-            b = b.to(device)
-            sync = contextlib.nullcontext() if not dinfo.enabled or k == accum - 1 else train_model.no_sync()
-            with sync, autocast(device, dtype):
-                part = train_model(b)
-            (scaler.scale(part * dinfo.world / max(sup_total, 1))).backward()
-            loss_sum += part.detach()
-        loss = distributed.all_sum(dinfo, loss_sum.item(), device) / max(sup_total, 1)
-        if not math.isfinite(loss):
+    try:
+        metrics: dict = {}
+        step_time = None
+        model.train()
+        if start_step == 0 and cfg.eval_interval:
+            metrics = evaluate(0)
+        if sampler.state.cursor == 0 and cfg.batch_sampling_mode == "epoch":
+            emit(EpochStart(step=step, epoch=sampler.state.epoch, episodes=len(elig.eligible),
+                            seed=cfg.epoch_seed if cfg.epoch_shuffle else None))
+        reason = "completed"
+        while step < cfg.max_iters:
+            if distributed.any_rank(dinfo, should_stop(), device):
+                reason = "stopped"
+                break
+            t0 = time.time()
+            step += 1
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            drawn = [sampler.next_batch() for _ in range(accum)]
+            batches = [collate(d.rows, train_split, block_size=cfg.block_size, batching=cfg.batching, pad_id=pad_id,
+                               use_loss_mask=cfg.use_loss_mask) for d in drawn]
+            sup_total = distributed.all_sum(dinfo, sum(b.supervised for b in batches), device)
+            loss_sum = torch.zeros((), device=device)
+            for k, b in enumerate(batches):
+                b = b.to(device)
+                sync = contextlib.nullcontext() if not dinfo.enabled or k == accum - 1 else train_model.no_sync()
+                with sync, autocast(device, dtype):
+                    part = train_model(b)
+                (scaler.scale(part * dinfo.world / max(sup_total, 1))).backward()
+                loss_sum += part.detach()
+            loss = distributed.all_sum(dinfo, loss_sum.item(), device) / max(sup_total, 1)
+            if not math.isfinite(loss):
+                optimizer.zero_grad(set_to_none=True)
+                msg = (f"loss became {loss} at step {step}: stopping. The last good checkpoint is "
+                       f"{last_ckpt or 'none (nothing was saved yet)'}. Try a lower learning_rate, precision = "
+                       "\"fp32\", or check the data with `mypt inspect`.")
+                emit(RunError(step=step, message=msg, last_checkpoint=str(last_ckpt) if last_ckpt else None))
+                _close(audit, sinks)
+                return TrainResult("failed", step - 1, out, last_ckpt, best_val)
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            msg = (f"loss became {loss} at step {step}: stopping. The last good checkpoint is "
-                   f"{last_ckpt or 'none (nothing was saved yet)'}. Try a lower learning_rate, precision = "
-                   "\"fp32\", or check the data with `mypt inspect`.")
-            emit(RunError(step=step, message=msg, last_checkpoint=str(last_ckpt) if last_ckpt else None))
-            _close(audit, sinks)
-            return TrainResult("failed", step - 1, out, last_ckpt, best_val)
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
 
-        # bookkeeping: audit, events, epoch boundaries
-        tokens = distributed.all_sum(dinfo, sum(b.tokens for b in batches), device)
-        mine = [{"epoch": d.epoch, "position": d.position, "episodes": [ids[i] for i in d.episodes],
-                 "hashes": [hashes[i] for i in d.episodes], "tokens": b.tokens, "supervised": b.supervised}
-                for d, b in zip(drawn, batches)]
-        per_rank = distributed.gather(dinfo, mine)
-        if main:
-            for rank, mbs in enumerate(per_rank):
-                audit.write("step", step, rank=rank, epoch=mbs[0]["epoch"], micro_batches=mbs,
-                            tokens=sum(m["tokens"] for m in mbs), supervised=sum(m["supervised"] for m in mbs))
-        dt = time.time() - t0
-        step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
-        emit(Step(step=step, loss=loss, lr=lr, grad_norm=float(grad_norm), tokens=int(tokens),
-                  supervised=int(sup_total), tokens_per_s=tokens / dt, supervised_per_s=sup_total / dt,
-                  epoch=drawn[-1].epoch, epoch_progress=sampler.epoch_progress(), elapsed=time.time() - t_start,
-                  eta_s=step_time * (cfg.max_iters - step),
-                  episodes=[e for mbs in per_rank for m in mbs for e in m["episodes"]]))
-        for d in drawn:
-            if d.closes_epoch and cfg.batch_sampling_mode == "epoch":
-                if main:
-                    audit.write("epoch_end", step, epoch=d.epoch, dropped=[ids[i] for i in d.dropped])
-                emit(EpochEnd(step=step, epoch=d.epoch, trained=len(elig.eligible) - len(d.dropped),
-                              dropped=len(d.dropped)))
-                if step < cfg.max_iters:
-                    emit(EpochStart(step=step, epoch=d.epoch + 1, episodes=len(elig.eligible),
-                                    seed=cfg.epoch_seed if cfg.epoch_shuffle else None))
+            # bookkeeping: audit, events, epoch boundaries
+            tokens = distributed.all_sum(dinfo, sum(b.tokens for b in batches), device)
+            mine = [{"epoch": d.epoch, "position": d.position, "episodes": [ids[i] for i in d.episodes],
+                     "hashes": [hashes[i] for i in d.episodes], "tokens": b.tokens, "supervised": b.supervised}
+                    for d, b in zip(drawn, batches)]
+            per_rank = distributed.gather(dinfo, mine)
+            if main:
+                for rank, mbs in enumerate(per_rank):
+                    audit.write("step", step, rank=rank, epoch=mbs[0]["epoch"], micro_batches=mbs,
+                                tokens=sum(m["tokens"] for m in mbs), supervised=sum(m["supervised"] for m in mbs))
+            dt = time.time() - t0
+            step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
+            emit(Step(step=step, loss=loss, lr=lr, grad_norm=float(grad_norm), tokens=int(tokens),
+                      supervised=int(sup_total), tokens_per_s=tokens / dt, supervised_per_s=sup_total / dt,
+                      epoch=drawn[-1].epoch, epoch_progress=sampler.epoch_progress(), elapsed=time.time() - t_start,
+                      eta_s=step_time * (cfg.max_iters - step),
+                      episodes=[e for mbs in per_rank for m in mbs for e in m["episodes"]]))
+            for d in drawn:
+                if d.closes_epoch and cfg.batch_sampling_mode == "epoch":
+                    if main:
+                        audit.write("epoch_end", step, epoch=d.epoch, dropped=[ids[i] for i in d.dropped])
+                    emit(EpochEnd(step=step, epoch=d.epoch, trained=len(elig.eligible) - len(d.dropped),
+                                  dropped=len(d.dropped)))
+                    if step < cfg.max_iters:
+                        emit(EpochStart(step=step, epoch=d.epoch + 1, episodes=len(elig.eligible),
+                                        seed=cfg.epoch_seed if cfg.epoch_shuffle else None))
 
-        if cfg.eval_interval and (step % cfg.eval_interval == 0 or step == cfg.max_iters):
-            metrics = evaluate(step)
-        if main and cfg.save_every and step % cfg.save_every == 0 and step != cfg.max_iters:
-            last_ckpt = save(step, "periodic", {"loss": loss, **metrics})
+            if cfg.eval_interval and (step % cfg.eval_interval == 0 or step == cfg.max_iters):
+                metrics = evaluate(step)
+            if main and cfg.save_every and step % cfg.save_every == 0 and step != cfg.max_iters:
+                last_ckpt = save(step, "periodic", {"loss": loss, **metrics})
 
-    if main and (last_ckpt is None or last_ckpt != step_dir(out, step)):
-        last_ckpt = save(step, "final", {"loss": metrics.get("train_loss"), **metrics})
-    emit(Done(step=step, reason=reason, elapsed=time.time() - t_start,
-              final_checkpoint=str(last_ckpt) if last_ckpt else None, best_val_loss=best_val))
-    _close(audit, sinks)
-    return TrainResult(reason, step, out, last_ckpt, best_val)
+        if main and (last_ckpt is None or last_ckpt != step_dir(out, step)):
+            last_ckpt = save(step, "final", {"loss": metrics.get("train_loss"), **metrics})
+        emit(Done(step=step, reason=reason, elapsed=time.time() - t_start,
+                  final_checkpoint=str(last_ckpt) if last_ckpt else None, best_val_loss=best_val))
+        _close(audit, sinks)
+        return TrainResult(reason, step, out, last_ckpt, best_val)
 
+    except Exception as e:  # an unexpected failure (out of memory, disk full...) is recorded, then raised
+        emit(RunError(step=step, message=f"{type(e).__name__}: {e}",
+                      last_checkpoint=str(last_ckpt) if last_ckpt else None))
+        _close(audit, sinks)
+        raise
 
 class SupervisedLoss(torch.nn.Module):
     """The training forward: sum of token losses at supervised positions (the output layer runs

@@ -174,6 +174,9 @@ def test_an_existing_run_is_not_overwritten_without_asking(dataset, tmp_path):
     train(dataset, tmp_path / "run", tiny(max_iters=2, eval_interval=1000))
     with pytest.raises(TrainError, match="already holds a run: continue it with --resume"):
         train(dataset, tmp_path / "run", tiny(max_iters=2))
+    with pytest.raises(TrainError, match="no checkpoint"):  # a job that cannot start...
+        train(dataset, tmp_path / "run", tiny(max_iters=3), overwrite=True, init="missing")
+    assert checkpoints_in(tmp_path / "run")  # ...leaves the old run as it was
     result, _ = train(dataset, tmp_path / "run", tiny(max_iters=3, eval_interval=1000), overwrite=True)
     assert result.step == 3
 
