@@ -1027,6 +1027,8 @@ def edit_toml(text: str, values: Mapping[str, Any]) -> str:
     for i, (k, item) in enumerate(body):
         if item is None:
             continue
+        if isinstance(item, Whitespace):  # fixed: tomlkit would otherwise add keys above blank lines
+            item = Whitespace(item.s, fixed=True)
         if k is None:
             out.add(item)
         else:
@@ -1036,7 +1038,7 @@ def edit_toml(text: str, values: Mapping[str, Any]) -> str:
     order = [g for g, _ in GROUPS]
     for group, items in sorted(tail, key=lambda t: order.index(t[0])):
         if out.body:
-            out.add(Whitespace("\n"))
+            out.add(Whitespace("\n", fixed=True))
         out.add(Comment(Trivia(comment_ws="", comment=f"# --- {GROUP_TITLES[group]} ---", trail="\n")))
         for name, value in items:
             out.add(name, new_item(name, value))

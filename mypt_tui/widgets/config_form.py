@@ -1,0 +1,182 @@
+"""The training-config form: every key of engine.config.FIELDS in the guide's groups, one row
+per key (name, editor, the guide's one-line reason), each value checked as it is typed.
+
+Editors hold text (a Checkbox stands for true/false, a Select for a choice) so that the
+form's values go to `engine.config` exactly as a user would type them in a file or a flag.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static, TabbedContent, TabPane
+
+from engine.config import FIELDS, GROUP_TITLES, GROUPS, Field, field_error
+
+TAB_TITLES = {"metadata": "Metadata", "architecture": "Architecture", "training": "Training",
+              "loss_masking": "Loss masking", "episode_sampling": "Episode sampling"}
+
+
+class FieldRow(Horizontal):
+    """One key: its name, an editor, and beside them the guide's reason and any problem."""
+
+    DEFAULT_CSS = """
+    FieldRow { height: auto; margin-bottom: 1; }
+    FieldRow .key { width: 26; }
+    FieldRow.-unset .key { color: $text-muted; }
+    FieldRow .editor { width: 18; }
+    FieldRow .side { width: 1fr; height: auto; padding-left: 1; }
+    FieldRow .note { color: $text-muted; }
+    FieldRow .problem { color: $error; display: none; }
+    FieldRow.-invalid .problem { display: block; }
+    FieldRow.-invalid .editor { background: $error 25%; }
+    FieldRow .warning { color: $warning; display: none; }
+    FieldRow.-warned .warning { display: block; }
+    """
+
+    class Edited(Message):
+        """The value of a field changed (typed, toggled or picked)."""
+
+        def __init__(self, row: "FieldRow") -> None:
+            super().__init__()
+            self.row = row
+
+        @property
+        def control(self) -> "FieldRow":
+            return self.row
+
+    def __init__(self, field: Field) -> None:
+        super().__init__(id=f"row-{field.name}")
+        self.field = field
+
+    def compose(self) -> ComposeResult:
+        f = self.field
+        yield Label(f.name, classes="key")
+        editor_id = f"f-{f.name}"
+        if f.kind == "bool":
+            yield Checkbox("false", id=editor_id, classes="editor", compact=True)
+        elif f.kind == "choice":
+            yield Select([(c, c) for c in f.choices], id=editor_id, classes="editor", compact=True,
+                         allow_blank=False)
+        else:
+            yield Input(placeholder=f"unset: {f.unset}" if f.nullable else "", id=editor_id, classes="editor",
+                        compact=True)
+        with Vertical(classes="side"):
+            yield Static(f.note, classes="note")
+            yield Static("", classes="problem")
+            yield Static("", classes="warning")
+
+    @property
+    def editor(self) -> Widget:
+        return self.query_one(f"#f-{self.field.name}")
+
+    @property
+    def text(self) -> str:
+        """The value as text: what parse_field / save_config_preserving are given."""
+        w = self.editor
+        if isinstance(w, Checkbox):
+            return "true" if w.value else "false"
+        if isinstance(w, Select):
+            return "" if w.value is Select.NULL else str(w.value)
+        return w.value
+
+    def set_text(self, text: str) -> None:
+        """Show a value without reporting it as an edit."""
+        w = self.editor
+        with w.prevent(Checkbox.Changed, Select.Changed, Input.Changed):
+            if isinstance(w, Checkbox):
+                w.value = text.strip().lower() in ("true", "1", "yes", "on")
+                w.label = "true" if w.value else "false"
+            elif isinstance(w, Select):
+                if text in self.field.choices:
+                    w.value = text
+            else:
+                w.value = text
+        self.check()
+
+    def check(self) -> str | None:
+        """Check the value on its own (engine.config.field_error); show and return the problem."""
+        problem = field_error(self.field.name, self.text)
+        self.show_problem(problem)
+        return problem
+
+    def show_problem(self, problem: str | None) -> None:
+        self.set_class(problem is not None, "-invalid")
+        self.query_one(".problem", Static).update(problem or "")
+
+    def warn(self, warning: str | None) -> None:
+        self.set_class(warning is not None, "-warned")
+        self.query_one(".warning", Static).update(warning or "")
+
+    @on(Checkbox.Changed)
+    def _toggled(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        event.checkbox.label = "true" if event.value else "false"
+        self.check()
+        self.post_message(self.Edited(self))
+
+    @on(Select.Changed)
+    @on(Input.Changed)
+    def _edited(self, event: Message) -> None:
+        event.stop()
+        self.check()
+        self.post_message(self.Edited(self))
+
+
+class ConfigForm(Vertical):
+    """Every key, one tab per group as the guide groups them."""
+
+    DEFAULT_CSS = """
+    ConfigForm { height: 1fr; }
+    ConfigForm TabbedContent { height: 1fr; }
+    ConfigForm TabPane { padding: 0 1; height: 1fr; }
+    ConfigForm VerticalScroll { height: 1fr; }
+    ConfigForm .group-title { text-style: bold; margin-bottom: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="config-tabs"):
+            for group, title in GROUPS:
+                with TabPane(TAB_TITLES.get(group, title), id=f"tab-{group}"):
+                    with VerticalScroll():
+                        yield Static(GROUP_TITLES[group], classes="group-title")
+                        for f in FIELDS.values():
+                            if f.group == group:
+                                yield FieldRow(f)
+
+    def row(self, name: str) -> FieldRow:
+        return self.query_one(f"#row-{name}", FieldRow)
+
+    def rows(self) -> list[FieldRow]:
+        return list(self.query(FieldRow))
+
+    def set_texts(self, texts: dict[str, str], present: set[str]) -> None:
+        """Fill every field; keys not in `present` (not in the file) are shown dimmed."""
+        for row in self.rows():
+            row.set_text(texts.get(row.field.name, ""))
+            row.set_class(row.field.name not in present, "-unset")
+            row.warn(None)
+
+    def texts(self) -> dict[str, str]:
+        return {row.field.name: row.text for row in self.rows()}
+
+    def problems(self) -> dict[str, str]:
+        """The fields whose values are wrong on their own."""
+        out = {}
+        for row in self.rows():
+            problem = field_error(row.field.name, row.text)
+            if problem is not None:
+                out[row.field.name] = problem
+        return out
+
+    def mark(self, by_key: dict[str, str]) -> None:
+        """Show problems found across keys (ConfigError.by_key) beside their fields."""
+        for row in self.rows():
+            own = field_error(row.field.name, row.text)
+            row.show_problem(own or by_key.get(row.field.name))
+
+    def show_group_of(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{FIELDS[name].group}"
