@@ -241,6 +241,109 @@ def test_script_checks_a_dataset(dataset):
                                            f"{n_val} tokens in tokens.bin (they must be aligned, one byte per token)")
 
 
+# -- the loader: sampler + batching, as the trainer uses them ----------------------------------
+
+
+def _loader(dataset: Path, **kw):
+    from engine.batching import collate
+    from engine.sampler import EpisodeSampler, eligible_episodes
+
+    split = open_dataset(dataset).split("train")
+    opts = dict(block_size=64, min_tokens=10, overlong="truncate", batch_size=3, batching="pad", seed=3301,
+                shuffle=True, drop_last=True, use_loss_mask=True)
+    opts.update(kw)
+    elig = eligible_episodes(split.lengths, split.supervised,
+                             lambda i: int(split.episode(i)[1][1:opts["block_size"] + 1].sum()),
+                             block_size=opts["block_size"], min_tokens=opts["min_tokens"], overlong=opts["overlong"])
+    sampler = EpisodeSampler(elig.eligible, split.lengths, batch_size=opts["batch_size"],
+                             block_size=opts["block_size"], batching=opts["batching"], seed=opts["seed"],
+                             shuffle=opts["shuffle"], drop_last=opts["drop_last"])
+
+    def next_batch():
+        drawn = sampler.next_batch()
+        return drawn, collate(drawn.rows, split, block_size=opts["block_size"], batching=opts["batching"],
+                              pad_id=50275, use_loss_mask=opts["use_loss_mask"])
+
+    return split, elig, next_batch
+
+
+def test_pad_batches_have_fixed_shape_targets_shifted_and_mask_aligned(dataset):
+    split, _, next_batch = _loader(dataset)
+    drawn, b = next_batch()
+    assert b.x.shape == b.y.shape == b.mask.shape == (3, 64) and b.segment_ids is None
+    for r, (i,) in enumerate(drawn.rows):
+        ids, mask = split.episode(i)
+        n = len(ids) - 1
+        assert b.x[r, :n].tolist() == ids[:-1].tolist() and b.y[r, :n].tolist() == ids[1:].tolist()
+        assert b.mask[r, :n].tolist() == (mask[1:] == 1).tolist()  # the mask of the TARGET token
+        assert b.x[r, n:].eq(50275).all() and not b.mask[r, n:].any()  # padding is never trained
+    assert b.supervised == sum(int(split.episode(i)[1][1:].sum()) for (i,) in drawn.rows)
+
+
+def test_pack_rows_restart_positions_and_keep_episodes_apart(dataset):
+    split, _, next_batch = _loader(dataset, batching="pack", block_size=128)
+    drawn, b = next_batch()
+    for r, row in enumerate(drawn.rows):
+        at = 0
+        for k, i in enumerate(row, 1):
+            ids, mask = split.episode(i)
+            n = len(ids) - 1
+            assert b.segment_ids[r, at:at + n].eq(k).all()
+            assert b.position_ids[r, at:at + n].tolist() == list(range(n))
+            assert b.y[r, at:at + n].tolist() == ids[1:].tolist()
+            assert b.mask[r, at:at + n].tolist() == (mask[1:] == 1).tolist()
+            at += n
+        assert b.segment_ids[r, at:].eq(0).all() and not b.mask[r, at:].any()
+
+
+def test_same_seed_same_batches_other_seed_other_batches(dataset):
+    _, _, a = _loader(dataset, seed=3301)
+    _, _, b = _loader(dataset, seed=3301)
+    _, _, c = _loader(dataset, seed=1)
+    first = [a()[0].rows for _ in range(4)]
+    assert first == [b()[0].rows for _ in range(4)]
+    assert first != [c()[0].rows for _ in range(4)]
+
+
+def test_drop_last_drops_the_incomplete_batch_of_each_epoch(dataset):
+    _, elig, next_batch = _loader(dataset, batch_size=4)  # 9 eligible: 2 batches of 4, 1 dropped
+    assert len(elig.eligible) == 9
+    drawn = [next_batch()[0] for _ in range(3)]
+    assert [d.epoch for d in drawn] == [0, 0, 1]
+    assert drawn[1].closes_epoch and len(drawn[1].dropped) == 1
+    _, _, keep = _loader(dataset, batch_size=4, drop_last=False)
+    assert [len(keep()[0].rows) for _ in range(3)] == [4, 4, 1]
+
+
+def test_episode_min_tokens_skips_short_episodes(dataset):
+    lengths = open_dataset(dataset).split("train").lengths
+    cut = int(np.median(lengths)) + 1
+    _, elig, _ = _loader(dataset, min_tokens=cut, block_size=256)
+    assert elig.eligible.tolist() == [i for i, n in enumerate(lengths) if n >= cut]
+    assert elig.too_short == int((lengths < cut).sum()) > 0
+
+
+def test_overlong_episodes_are_truncated_keeping_the_head_or_dropped(dataset):
+    from engine.sampler import eligible_episodes
+
+    split, _, _ = _loader(dataset)
+    block = int(split.lengths.min()) - 3  # every episode is over-long at this size
+    _, elig, next_batch = _loader(dataset, block_size=block, min_tokens=1)
+    assert elig.overlong == len(split) and elig.overlong_truncated + elig.no_supervised == len(split)
+    drawn, b = next_batch()
+    ids, _ = split.episode(drawn.rows[0][0])
+    assert b.x[0].tolist() == ids[:block].tolist() and b.y[0].tolist() == ids[1:block + 1].tolist()
+    dropped = eligible_episodes(split.lengths, split.supervised, lambda i: 1, block_size=block, min_tokens=1,
+                                overlong="drop")
+    assert len(dropped.eligible) == 0 and dropped.overlong_dropped == len(split)
+
+
+def test_without_loss_masking_every_real_target_trains(dataset):
+    split, _, next_batch = _loader(dataset, use_loss_mask=False)
+    drawn, b = next_batch()
+    assert b.supervised == sum(len(split.episode(i)[0]) - 1 for (i,) in drawn.rows)
+
+
 # -- the script --------------------------------------------------------------------------------
 
 
