@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "audit": "audit",
     "chat": "chat",
+    "eval": "eval",
 }
 
 
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from mypt_tui.default_job import run_default
+
+        return run_default(args.no_ui)
     return int(args.handler(args) or 0)
 
 

@@ -1,0 +1,432 @@
+"""Scoring a checkpoint on held-out episodes: does it say what the gold says, in the format?
+
+For every assistant turn of an episode the model continues the conversation so far (the gold
+history, rendered exactly as in training, ending with an open `<myPT_assistant>`) greedily, and
+the reply is scored against the gold turn:
+
+- exact match: the reply's content equals the gold content after trimming whitespace, and its
+  tool calls equal the gold calls (name and arguments; think and cite blocks are not compared);
+- format compliance: the reply closes with `</myPT_assistant>` within the token limit (the gold
+  reply's length plus a margin), holds no tag that has no place in a reply (`<myPT_user>`,
+  `<myPT_system>`, a second `<myPT_assistant>`, ...) and closes every think/cite/toolcall block;
+- tool-call validity, where the gold turn calls a tool: the call is valid JSON with the right
+  tool name and the right arguments.
+
+The conversation so far is cut from the prepared episode's own tokens (everything up to and
+including the turn's opening tag): the renderer made those tokens, so this is the same sequence
+`render_prompt` gives for the gold history, with the system text the dataset was prepared with.
+Teacher-forced masked loss and next-token accuracy over the same episodes complete the picture
+(the numbers the trainer's eval reports). Everything is aggregated per skill family
+(`meta.family` of each episode) and overall.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .batching import collate
+from .episode import Message, ToolCall
+from .generate import SamplingConfig, default_stop_ids, generate
+from .model import GPT
+from .render import parse_reply, parse_tool_call
+from .sampler import pack_rows
+from .tokenizer import Tokenizer, tag_name
+
+DEFAULT_MARGIN = 16  # tokens a reply may run past the gold reply's length before it counts as unclosed
+SCHEMA = "mypt_eval_v1"
+ALL = "overall"
+_BLOCK_TAGS = {"think", "cite", "toolcall"}
+
+
+class EvalCancelled(Exception):
+    """should_stop() asked the eval to stop."""
+
+
+class EvalSource(Protocol):
+    """What the eval reads from a split (engine.dataset.EpisodeSplit has all of it)."""
+
+    lengths: np.ndarray
+    ids: list[str]
+    families: list[str]
+
+    def __len__(self) -> int: ...
+
+    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+# -- scoring one turn (pure) ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TurnScore:
+    exact: bool
+    formatted: bool
+    closed: bool  # ended with </myPT_assistant> within the limit
+    stray_tags: tuple[str, ...]  # tags that have no place in a reply, in order
+    tool_call: bool | None  # the gold turn's call made right; None when the gold turn calls no tool
+    problem: str | None  # why the turn is not a full pass (first reason), None when it is
+    reply: str  # the generated reply as text (tags written out), without its closing tag
+    tokens: int  # ids generated, the closing tag included
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None
+
+
+def score_reply(gold: Message, generated_ids: Iterable[int], tok: Tokenizer) -> TurnScore:
+    """Score the ids a model generated after `<myPT_assistant>` against the gold assistant turn.
+
+    `generated_ids` is what generation yielded: ending with the stop tag when the reply closed,
+    else cut at the token limit.
+    """
+    ids = [int(i) for i in generated_ids]
+    close_id, eot_id = tok.tag_id("/assistant"), tok.eot_id
+    end = next((k for k, i in enumerate(ids) if i in (close_id, eot_id)), None)
+    body = ids if end is None else ids[:end]
+    closed = end is not None and ids[end] == close_id
+    reply = parse_reply(body, tok)
+    stray = tuple(reply.stray_tags)
+    unbalanced = _unbalanced(body, tok)
+
+    problems: list[str] = []
+    if end is None:
+        problems.append(f"no </myPT_assistant> within {len(ids)} tokens")
+    elif not closed:
+        problems.append("ended with <myPT_eot> instead of </myPT_assistant>")
+    if stray:
+        problems.append("stray tag " + ", ".join(dict.fromkeys(stray)))
+    if unbalanced:
+        problems.append(unbalanced)
+
+    tool_ok: bool | None = None
+    if gold.tool_calls:
+        why = tool_call_problem(gold.tool_calls, reply.tool_calls)
+        tool_ok = why is None
+        if why:
+            problems.append(why)
+    calls = [parse_tool_call(t) for t in reply.tool_calls]
+    same_calls = calls == list(gold.tool_calls)
+    exact = same_calls and reply.content.strip() == gold.content.strip()
+    if not same_calls and tool_ok is None:
+        problems.append("made a tool call where the gold turn answers directly")
+    elif not exact and same_calls:
+        problems.append("content differs from the gold answer")
+    return TurnScore(exact=exact, formatted=closed and not stray and unbalanced is None, closed=closed,
+                     stray_tags=stray, tool_call=tool_ok, problem=problems[0] if problems else None,
+                     reply=tok.decode(body), tokens=len(ids))
+
+
+def tool_call_problem(gold: Sequence[ToolCall], generated: Sequence[str]) -> str | None:
+    """Why the generated calls (raw JSON texts) do not make the gold calls, or None when they do."""
+    for k, want in enumerate(gold):
+        if k >= len(generated):
+            return f"no tool call (expected {want.name})" if k == 0 else f"only {k} of {len(gold)} tool calls"
+        got = parse_tool_call(generated[k])
+        if isinstance(got, str):
+            return got
+        if got.name != want.name:
+            return f"called tool {got.name!r}, expected {want.name!r}"
+        if got.arguments != want.arguments:
+            return f"tool arguments {_short(got.arguments)} differ from the gold {_short(want.arguments)}"
+    if len(generated) > len(gold):
+        return f"{len(generated)} tool calls, expected {len(gold)}"
+    return None
+
+
+def _short(obj: object, n: int = 60) -> str:
+    s = json.dumps(obj, ensure_ascii=False)
+    return s if len(s) <= n else s[:n - 3] + "..."
+
+
+def _unbalanced(ids: Sequence[int], tok: Tokenizer) -> str | None:
+    """A think/cite/toolcall block opened inside another, closed without opening, or left open."""
+    open_block: str | None = None
+    for i in ids:
+        if not tok.is_tag(i):
+            continue
+        name = tag_name(tok.id_to_tag[i])
+        if name in _BLOCK_TAGS:
+            if open_block is not None:
+                return f"<myPT_{name}> inside an open <myPT_{open_block}>"
+            open_block = name
+        elif name.startswith("/") and name[1:] in _BLOCK_TAGS:
+            if open_block != name[1:]:
+                return f"</myPT_{name[1:]}> without its opening tag"
+            open_block = None
+    return f"<myPT_{open_block}> never closed" if open_block else None
+
+
+# -- turns of a rendered episode -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Turn:
+    prompt: list[int]  # the conversation so far, ending with the open <myPT_assistant>
+    gold_ids: list[int]  # the gold reply after the opening tag, </myPT_assistant> included
+    gold: Message
+
+
+def episode_turns(ids: Sequence[int], tok: Tokenizer) -> list[Turn]:
+    """Each complete assistant turn of a rendered episode, with the conversation before it."""
+    ids = [int(i) for i in ids]
+    open_id, close_id = tok.tag_id("assistant"), tok.tag_id("/assistant")
+    turns = []
+    k = 0
+    while k < len(ids):
+        if ids[k] != open_id:
+            k += 1
+            continue
+        try:
+            close = ids.index(close_id, k + 1)
+        except ValueError:
+            break  # a reply cut off (over-long episode): nothing complete to compare with
+        gold_ids = ids[k + 1:close + 1]
+        turns.append(Turn(ids[:k + 1], gold_ids, parse_reply(gold_ids, tok).as_message()))
+        k = close + 1
+    return turns
+
+
+# -- aggregates ----------------------------------------------------------------------------------
+
+@dataclass
+class Metrics:
+    """Counts for one family (or overall); the rates are derived from them."""
+
+    episodes: int = 0
+    turns: int = 0
+    exact: int = 0
+    formatted: int = 0
+    tool_turns: int = 0
+    tool_valid: int = 0
+    loss_sum: float = 0.0  # teacher-forced cross-entropy summed over supervised tokens
+    tokens: int = 0  # supervised tokens scored teacher-forced
+    correct: int = 0  # of them, predicted exactly (argmax)
+
+    @property
+    def exact_match(self) -> float | None:
+        return self.exact / self.turns if self.turns else None
+
+    @property
+    def format_compliance(self) -> float | None:
+        return self.formatted / self.turns if self.turns else None
+
+    @property
+    def tool_call_validity(self) -> float | None:
+        return self.tool_valid / self.tool_turns if self.tool_turns else None
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.loss_sum / self.tokens if self.tokens else None
+
+    @property
+    def token_accuracy(self) -> float | None:
+        return self.correct / self.tokens if self.tokens else None
+
+    def add_turn(self, s: TurnScore) -> None:
+        self.turns += 1
+        self.exact += s.exact
+        self.formatted += s.formatted
+        if s.tool_call is not None:
+            self.tool_turns += 1
+            self.tool_valid += s.tool_call
+
+    def to_dict(self) -> dict:
+        """The --json form: counts, and rates as fractions in [0, 1] (null when nothing to rate)."""
+        return {"episodes": self.episodes, "turns": self.turns, "exact_match": self.exact_match,
+                "format_compliance": self.format_compliance, "tool_turns": self.tool_turns,
+                "tool_call_validity": self.tool_call_validity, "val_loss": self.val_loss,
+                "token_accuracy": self.token_accuracy, "supervised_tokens": self.tokens,
+                "exact_turns": self.exact, "formatted_turns": self.formatted, "valid_tool_turns": self.tool_valid}
+
+
+METRICS = ("exact_match", "format_compliance", "tool_call_validity", "val_loss", "token_accuracy")
+
+
+@dataclass
+class TurnResult:
+    episode: str  # episode id
+    index: int  # episode index in the split
+    turn: int  # 1-based assistant turn of the episode
+    family: str
+    gold: str  # the gold reply as text (tags written out), without its closing tag
+    score: TurnScore
+
+    def to_dict(self) -> dict:
+        s = asdict(self.score)
+        s["stray_tags"] = list(self.score.stray_tags)
+        return {"episode": self.episode, "index": self.index, "turn": self.turn, "family": self.family,
+                "gold": self.gold, **s}
+
+
+@dataclass
+class EvalReport:
+    checkpoint: str
+    step: int | None
+    dataset: str
+    split: str
+    episode_ids: list[str]
+    families: dict[str, Metrics]  # sorted by family name
+    overall: Metrics
+    turns: list[TurnResult] = field(repr=False)
+    seconds: float = 0.0
+
+    def failures(self) -> list[TurnResult]:
+        return [t for t in self.turns if not t.score.passed]
+
+    def rows(self) -> list[tuple[str, Metrics]]:
+        """(family, metrics) per family, then ("overall", ...)."""
+        return [*self.families.items(), (ALL, self.overall)]
+
+    def to_dict(self, failures: int = 0) -> dict:
+        out = {"checkpoint": self.checkpoint, "step": self.step, "seconds": round(self.seconds, 3),
+               "overall": self.overall.to_dict(),
+               "families": {k: m.to_dict() for k, m in self.families.items()}}
+        if failures:
+            out["failures"] = [t.to_dict() for t in self.failures()[:failures]]
+        return out
+
+
+def difference(a: EvalReport, b: EvalReport) -> dict[str, dict[str, float | None]]:
+    """b minus a for every metric, per family and overall (None where either side has no value)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, ma in a.rows():
+        mb = b.overall if name == ALL else b.families.get(name)
+        if mb is None:
+            continue
+        out[name] = {k: (None if getattr(ma, k) is None or getattr(mb, k) is None
+                         else getattr(mb, k) - getattr(ma, k)) for k in METRICS}
+    return out
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    phase: str  # "loss" (teacher-forced pass) or "generate"
+    done: int  # batches (loss) or episodes (generate) finished
+    total: int
+    turns: int = 0  # generated turns so far
+    exact: int = 0  # of them, exact matches
+
+
+@dataclass
+class EvalOptions:
+    split: str = "val"
+    limit: int | None = None  # the first N episodes of the split
+    margin: int = DEFAULT_MARGIN
+    batch_size: int = 8  # rows per teacher-forced batch
+
+
+# -- running it ----------------------------------------------------------------------------------
+
+def evaluate(model: GPT, tok: Tokenizer, split: EvalSource, options: EvalOptions = EvalOptions(), *,
+             checkpoint: str = "", step: int | None = None, dataset: str = "",
+             on_progress: Callable[[EvalProgress], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EvalReport:
+    """Score `model` on the first `options.limit` episodes of `split` (all by default).
+
+    Raises EvalCancelled when `should_stop()` turns true (checked every batch and every token).
+    """
+    t0 = time.time()
+    stop = should_stop or (lambda: False)
+    report = (lambda p: on_progress(p)) if on_progress else (lambda p: None)
+    n = len(split) if options.limit is None else min(options.limit, len(split))
+    families = [split.families[i] for i in range(n)]
+    per_family: dict[str, Metrics] = {f: Metrics() for f in sorted(set(families))}
+    overall = Metrics(episodes=n)
+    for f in families:
+        per_family[f].episodes += 1
+
+    was_training = model.training
+    model.eval()
+    try:
+        _teacher_forced(model, tok, split, n, options.batch_size, families, per_family, overall, report, stop)
+        stops = default_stop_ids(tok)
+        results: list[TurnResult] = []
+        for i in range(n):
+            ids, _ = split.episode(i)
+            for k, turn in enumerate(episode_turns(ids, tok), 1):
+                sampling = SamplingConfig(temperature=0.0, max_new_tokens=len(turn.gold_ids) + options.margin,
+                                          repetition_penalty=1.0)
+                out = list(generate(model, turn.prompt, sampling, stop_ids=stops, should_stop=stop))
+                if stop():
+                    raise EvalCancelled("eval stopped")
+                score = score_reply(turn.gold, out, tok)
+                per_family[families[i]].add_turn(score)
+                overall.add_turn(score)
+                results.append(TurnResult(split.ids[i], i, k, families[i], tok.decode(turn.gold_ids[:-1]), score))
+            report(EvalProgress("generate", i + 1, n, overall.turns, overall.exact))
+    finally:
+        model.train(was_training)
+    return EvalReport(checkpoint=checkpoint, step=step, dataset=dataset, split=options.split,
+                      episode_ids=[split.ids[i] for i in range(n)], families=per_family, overall=overall,
+                      turns=results, seconds=time.time() - t0)
+
+
+@torch.inference_mode()
+def _teacher_forced(model: GPT, tok: Tokenizer, split: EvalSource, n: int, batch_size: int, families: list[str],
+                    per_family: dict[str, Metrics], overall: Metrics, report: Callable[[EvalProgress], None],
+                    stop: Callable[[], bool]) -> None:
+    """Masked loss and next-token accuracy per episode, packed like the trainer's eval."""
+    block = model.config.block_size
+    device = model.transformer.wte.weight.device
+    order = np.arange(n)
+    batches: list[list[list[int]]] = []
+    pos = 0
+    while pos < n:
+        rows, pos = pack_rows(order, pos, split.lengths, block, batch_size)
+        batches.append(rows)
+    loss_ep = np.zeros(n)
+    tokens_ep = np.zeros(n, dtype=np.int64)
+    correct_ep = np.zeros(n, dtype=np.int64)
+    for done, rows in enumerate(batches, 1):
+        if stop():
+            raise EvalCancelled("eval stopped")
+        b = collate(rows, split, block_size=block, batching="pack", pad_id=tok.pad_id).to(device)
+        owner = np.full(b.x.shape, -1, dtype=np.int64)  # episode index of each position
+        seg = b.segment_ids.cpu().numpy()
+        for r, row in enumerate(rows):
+            for k, i in enumerate(row, 1):
+                owner[r][seg[r] == k] = i
+        h = model.hidden(b.x, segment_ids=b.segment_ids, position_ids=b.position_ids)
+        logits = model.head(h[b.mask]).float()
+        targets = b.y[b.mask]
+        ce = F.cross_entropy(logits, targets, reduction="none").cpu().numpy().astype(np.float64)
+        hit = (logits.argmax(-1) == targets).cpu().numpy()
+        who = owner[b.mask.cpu().numpy()]
+        loss_ep += np.bincount(who, weights=ce, minlength=n)
+        tokens_ep += np.bincount(who, minlength=n)
+        correct_ep += np.bincount(who, weights=hit, minlength=n).astype(np.int64)
+        report(EvalProgress("loss", done, len(batches)))
+    for i in range(n):
+        for m in (per_family[families[i]], overall):
+            m.loss_sum += float(loss_ep[i])
+            m.tokens += int(tokens_ep[i])
+            m.correct += int(correct_ep[i])
+
+
+def evaluate_checkpoint(model_name: str | Path, dataset: str | Path, options: EvalOptions = EvalOptions(), *,
+                        device: str = "cpu", root: str | Path = "checkpoints",
+                        on_progress: Callable[[EvalProgress], None] | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> EvalReport:
+    """Load a checkpoint and a prepared dataset, check they share a tokenizer, and evaluate.
+
+    Raises CheckpointError, DatasetError (ValueError) or KeyError with a message for the user.
+    """
+    from .checkpoint import check_tokenizer, load_model
+    from .dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    split = ds.split(options.split)
+    if split is None:
+        raise ValueError(f"{dataset}: the {options.split} split is empty"
+                         + (" (prepare with --val_split or --val_file to hold episodes out)"
+                            if options.split == "val" else ""))
+    model, ckpt = load_model(model_name, device=device, root=root)
+    check_tokenizer(ckpt, ds.tokenizer_state, dataset)
+    return evaluate(model, ds.tokenizer(), split, options, checkpoint=str(ckpt.path), step=ckpt.step,
+                    dataset=str(dataset), on_progress=on_progress, should_stop=should_stop)
