@@ -1,28 +1,214 @@
 """The terminal app: five screens (modes) over one engine. It only renders engine events and
-calls engine functions; slow work runs in thread workers that post messages."""
+calls engine functions; slow work runs in thread workers that post messages.
+
+Leaving: q / ctrl+q / ctrl+c quit when nothing trains in the app; while a run trains in the app
+they ask, stop it (a final checkpoint) and quit once it has stopped. A hang-up (the terminal or
+the SSH connection went away) stops an in-app run the same way without asking. A detached run
+is another process and keeps going either way.
+"""
 
 from __future__ import annotations
 
-from textual.app import App
+import asyncio
+import collections
+import logging
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+from textual import events
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
 
 from mypt_tui.screens.chat import ChatScreen
 from mypt_tui.screens.config import ConfigScreen
 from mypt_tui.screens.data import DataScreen
 from mypt_tui.screens.runs import RunsScreen
 from mypt_tui.screens.train import TrainScreen
+from mypt_tui.widgets.dialogs import Confirm, ErrorDialog
+from mypt_tui.widgets.nav import SCREENS as SCREEN_KEYS
 
-SCREEN_KEYS = (("f1", "train", "Train"), ("f2", "runs", "Runs"), ("f3", "chat", "Chat"),
-               ("f4", "data", "Data"), ("f5", "config", "Config"))
+MAX_MESSAGES = 500  # lines of captured output / warnings kept for "Show messages"
+
+
+class Notice(Message):
+    """A warning or log record from any thread, to show as a notification."""
+
+    def __init__(self, text: str, severity: str = "warning") -> None:
+        super().__init__()
+        self.text, self.severity = text, severity
 
 
 class MyptApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "mypt"
-    MODES = {"train": TrainScreen, "runs": RunsScreen, "chat": ChatScreen, "data": DataScreen,
-             "config": ConfigScreen}
+    SCREENS = {"train": TrainScreen, "runs": RunsScreen, "chat": ChatScreen, "data": DataScreen,
+               "config": ConfigScreen}
+    MODES = {mode: mode for mode in SCREENS}
     DEFAULT_MODE = "train"
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title) for key, mode, title in SCREEN_KEYS),
-        Binding("ctrl+q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", key_display="q/^c"),  # not priority: typing q in a field types q
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+        Binding("ctrl+c", "quit", "Stop and quit", priority=True, show=False),
     ]
+
+    run_badge: reactive[str] = reactive("")  # what trains, for the top bar of every screen
+
+    def __init__(self, *, checkpoints: str | Path = "checkpoints", train_argv: list[str] | None = None,
+                 autostart: bool = False) -> None:
+        super().__init__()
+        self.checkpoints_root = Path(checkpoints)
+        self.train_argv = train_argv  # `mypt train FLAGS` opened the app: the form shows these
+        self.autostart = autostart
+        self.messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
+        self._quit_when_idle = False
+        self._last_notice: dict[str, float] = {}
+
+    @property
+    def train_screen(self) -> TrainScreen:
+        return self.get_screen("train")  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.begin_capture_print(self, stdout=True, stderr=True)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass  # not the main thread (tests), or no SIGHUP on this platform
+
+    # -- leaving ---------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        train = self.train_screen
+        if not train.training:
+            if train.state == "detached" and train.detached is not None:
+                self.notify(f"the detached run (pid {train.detached.pid}) keeps going")
+            self.exit()
+            return
+        if train.state == "stopping":
+            self._quit_when_idle = True
+            self.notify("stopping: the app quits once the final checkpoint is saved")
+            return
+        if isinstance(self.screen, Confirm):
+            return
+        step = train.monitor.step
+        where = f" (step {step.step}/{train.monitor.max_iters})" if step is not None else ""
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stop_training_then_quit()
+
+        self.push_screen(Confirm(
+            "Training is running",
+            f"{train.run_dir}{where} trains inside this app. Stop it after this step, save a final "
+            "checkpoint, and quit?\n(A run started with \"Run detached\" keeps going without the app.)",
+            yes="Stop and quit", no="Keep training"), answer)
+
+    def stop_training_then_quit(self) -> None:
+        self._quit_when_idle = True
+        self.train_screen.request_stop()
+        self.notify("stopping: a final checkpoint is saved, then the app quits")
+
+    def training_ended(self) -> None:
+        """The Train screen's worker finished (any way): quit now if quitting was asked for."""
+        if self._quit_when_idle:
+            self.exit()
+
+    def hang_up(self) -> None:
+        """SIGHUP: the terminal is gone. Stop an in-app run (final checkpoint) and leave."""
+        self.train_screen.request_stop()
+        self.exit()
+
+    # -- the Runs screen's "Resume" --------------------------------------------------------------
+
+    def prepare_resume(self, run_dir: Path) -> None:
+        """Fill the Train form to continue a run from its latest checkpoint, and show it."""
+        self.switch_mode("train")
+        self.train_screen.fill_for_resume(run_dir)
+
+    # -- output, warnings and logs from any thread -----------------------------------------------
+
+    def on_print(self, event: events.Print) -> None:
+        text = event.text.rstrip()
+        if text:
+            self.messages.append(text)
+            if event.stderr:
+                self._notify_once(text, "warning")
+
+    def on_notice(self, message: Notice) -> None:
+        self.messages.append(message.text)
+        self._notify_once(message.text, message.severity)
+
+    def _notify_once(self, text: str, severity: str) -> None:
+        """Notify, but not the same text again within a minute (a warning in a loop is one toast)."""
+        now = time.monotonic()
+        if now - self._last_notice.get(text, -1e9) < 60:
+            return
+        self._last_notice[text] = now
+        self.notify(text[:500], severity=severity, timeout=8)  # type: ignore[arg-type]
+
+    def action_show_messages(self) -> None:
+        text = "\n".join(self.messages) or "(nothing yet)"
+        self.push_screen(ErrorDialog("Messages: warnings and output captured while the app runs", text))
+
+    # -- the command palette ---------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, mode, title in SCREEN_KEYS:
+            yield SystemCommand(f"{title} screen", f"Show the {title} screen ({key.upper()})",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield SystemCommand("Start training", "Start the run in the Train form inside the app (ctrl+r)",
+                            lambda: self._on_train("action_start"))
+        yield SystemCommand("Run detached", "Start the Train form's run as a background process that "
+                            "survives the app and the connection (ctrl+g)", lambda: self._on_train("action_detach"))
+        yield SystemCommand("Stop training", "Stop the run after this step; a final checkpoint is saved (ctrl+t)",
+                            lambda: self._on_train("action_stop"))
+        yield SystemCommand("Runs: refresh", "Show the Runs screen and rescan the checkpoints folder",
+                            self._refresh_runs)
+        yield SystemCommand("Show messages", "Warnings and output captured while the app runs",
+                            self.action_show_messages)
+
+    async def _refresh_runs(self) -> None:
+        await self.switch_mode("runs")
+        self.get_screen("runs").scan()
+
+    def _on_train(self, action: str) -> None:
+        self.switch_mode("train")
+        getattr(self.train_screen, action)()
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, app: MyptApp) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.app.post_message(Notice(f"{record.name}: {record.getMessage()}",
+                                     "error" if record.levelno >= logging.ERROR else "warning"))
+
+
+def run_app(train_argv: list[str] | None = None, autostart: bool = False,
+            checkpoints: str | Path = "checkpoints") -> int:
+    """Run the app in this terminal. Python warnings and log records (from any thread, torch's
+    included) become notifications instead of text written over the screen."""
+    app = MyptApp(checkpoints=checkpoints, train_argv=train_argv, autostart=autostart)
+    root = logging.getLogger()
+    saved_handlers, saved_showwarning = root.handlers[:], warnings.showwarning
+    root.handlers[:] = [_LogHandler(app)]
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        app.post_message(Notice(f"{category.__name__}: {message}"))
+
+    warnings.showwarning = showwarning
+    try:
+        app.run()
+    finally:
+        warnings.showwarning = saved_showwarning
+        root.handlers[:] = saved_handlers
+    return int(app.return_code or 0)

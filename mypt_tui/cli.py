@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "train": "train",
     "audit": "audit",
+    "runs": "runs",
+    "serve": "serve",
     "chat": "chat",
     "eval": "eval",
 }

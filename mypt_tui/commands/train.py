@@ -79,6 +79,11 @@ def build_job(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_ui and sys.stdin.isatty() and sys.stdout.isatty():  # a terminal: train in the app
+        from mypt_tui.app import run_app
+        from mypt_tui.jobs import argv_from_args
+
+        return run_app(train_argv=argv_from_args(args), autostart=True, checkpoints=args.checkpoints)
     from engine.config import ConfigError
     from engine.trainer import TrainError, run_training
     from mypt_tui.console import ConsoleSink
