@@ -13,6 +13,7 @@ tokens of the whole step), so accumulation 2 x batch 5 equals batch 10.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -229,7 +230,10 @@ def _load_or_create(job: TrainJob, cfg: TrainConfig, tok_state: dict, vocab: int
         return model, str(ckpt_path), load_train_state(ckpt_path), int(ckpt.meta["step"])
     if job.init:
         model, ckpt = load_model(job.init, root=job.checkpoints_root)
-        conflicts = architecture_conflicts(cfg, ckpt.config.to_dict())
+        # A shorter context than the checkpoint's is fine (the guide's OOM advice): not a conflict.
+        shorter = dataclasses.replace(cfg, block_size=ckpt.config.block_size) \
+            if cfg.block_size <= ckpt.config.block_size else cfg
+        conflicts = architecture_conflicts(shorter, ckpt.config.to_dict())
         if conflicts:
             raise TrainError("the config contradicts the checkpoint's architecture "
                              f"({ckpt.path}):\n  " + "\n  ".join(conflicts)

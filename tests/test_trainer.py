@@ -190,6 +190,9 @@ def test_continuing_a_checkpoint_takes_its_architecture_and_refuses_contradictio
                         init=str(base.final_checkpoint))
     assert rec.of(RunStart)[0].init == str(base.final_checkpoint)
     assert rec.of(RunStart)[0].model["dropout"] == 0.2  # dropout is the fine-tune's choice
+    shorter = dataclasses.replace(tiny(max_iters=2, eval_interval=1000), explicit={"block_size"}, block_size=64)
+    result, rec = train(dataset, tmp_path / "more3", shorter, init=str(base.final_checkpoint))
+    assert result.reason == "completed"  # a shorter context than the checkpoint's is allowed (the OOM advice)
     assert math.isfinite(rec.of(Step)[-1].loss)
 
 
