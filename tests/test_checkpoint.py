@@ -15,13 +15,6 @@ from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer, gpt2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(**kw) -> GPT:

@@ -9,13 +9,6 @@ from engine.model import GPT, GPTConfig
 from engine.tokenizer import gpt2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=40)
 

@@ -13,13 +13,6 @@ from engine.gpt2_import import import_gpt2
 from mypt_tui.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 L, H, C, T, V = 2, 2, 32, 64, 50257
 

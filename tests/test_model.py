@@ -7,13 +7,6 @@ import torch.nn.functional as F
 from engine.model import (GPT, GPTConfig, count_params, format_report, model_report, positions_from_segments)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine they wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 VARIANTS = [
     dict(),
