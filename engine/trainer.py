@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
 import sys
 import time

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from engine.audit import AuditWriter, find_episode, ids_digest, verify_audit
 
