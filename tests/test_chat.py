@@ -204,3 +204,32 @@ def test_a_tool_call_followed_in_history_renders_like_training(monkeypatch):
                 Message("toolresult", '{"result": 84}', name="calculator"),
                 Message("assistant", "84."), Message("user", "Thanks")]
     assert fake.prompts[2] == render_prompt(expected, TOK, None)
+
+
+def test_mypt_chat_no_ui_reads_turns_from_stdin_and_streams_replies_to_stdout(monkeypatch, tmp_path, capsys):
+    import io
+
+    from engine.checkpoint import save_checkpoint
+    from mypt_tui.cli import main
+
+    save_checkpoint(tmp_path / "ck" / "tiny", tiny(block_size=512), tokenizer_state=TOK.state(), step=3)
+    fake = Scripted(CALL, "The answer is 84.</myPT_assistant>", "Bye!</myPT_assistant>", "Hi.</myPT_assistant>")
+    monkeypatch.setattr(chat_module, "generate", fake)
+    monkeypatch.setattr("sys.stdin", io.StringIO("What is 12 * (3 + 4)?\nThanks\n/clear\nHello\n"))
+    code = main(["chat", "--model", "tiny", "--checkpoints", str(tmp_path / "ck"), "--no-ui",
+                 "--system", SYSTEM, "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out == "The answer is 84.\nBye!\nHi.\n"
+    assert '[tool] calculator {"expression": "12 * (3 + 4)"}\n[tool result] {"result": 84}\n' in err
+    assert "(new conversation)" in err
+    # the second turn saw the first exchange; after /clear the third started afresh
+    assert fake.prompts[2][:len(fake.prompts[1])] == fake.prompts[1]
+    assert fake.prompts[3] == render_prompt([Message("user", "Hello")], TOK, SYSTEM)
+
+
+def test_mypt_chat_no_ui_needs_a_model(capsys):
+    from mypt_tui.cli import main
+
+    assert main(["chat", "--no-ui"]) == 2
+    assert "--model is required with --no-ui" in capsys.readouterr().err

@@ -128,24 +128,19 @@ def repl(session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
 
 def open_app(args: argparse.Namespace, sampling) -> int:
     """The app, opened on the Chat screen with the checkpoint picked."""
-    from pathlib import Path
-
-    import mypt_tui.app as shell
     from mypt_tui.screens.chat import ChatLaunch
 
-    css = shell.MyptApp.CSS_PATH
-    if isinstance(css, (str, Path)):
-        css = [css]
-    base = Path(shell.__file__).parent
-
-    class ChatFirstApp(shell.MyptApp):
-        """The app, starting on the Chat screen (the shell's stylesheet found beside app.py)."""
-
-        DEFAULT_MODE = "chat"
-        CSS_PATH = [p if Path(p).is_absolute() else base / p for p in css] if css else None
-
-    app = ChatFirstApp()
+    app = starting_on("chat")()
     app.chat_launch = ChatLaunch(model=args.model, root=args.checkpoints, system=args.system,
                                  sampling=sampling, device=args.device)
     app.run()
     return int(app.return_code or 0)
+
+
+def starting_on(mode: str):
+    """MyptApp, opening on another screen (mode) than its default; the other screens load
+    when first visited. It claims app.py's module, so its stylesheet is found beside app.py."""
+    import mypt_tui.app as shell
+
+    return type(f"MyptApp_{mode}", (shell.MyptApp,),
+                {"DEFAULT_MODE": mode, "__module__": shell.MyptApp.__module__})

@@ -46,26 +46,20 @@ class ChatLaunch:
 
 # -- messages (posted by workers, handled on the UI thread) ----------------------------------
 
-class CheckpointsFound(Message):
-    bubble = False
-
+class CheckpointsFound(Message, bubble=False):
     def __init__(self, infos: list) -> None:
         super().__init__()
         self.infos = infos
 
 
-class ModelLoaded(Message):
-    bubble = False
-
+class ModelLoaded(Message, bubble=False):
     def __init__(self, pane: str, path: str, session=None, error: str | None = None) -> None:
         super().__init__()
         self.pane, self.path, self.session, self.error = pane, path, session, error
 
 
-class ReplyUpdate(Message):
+class ReplyUpdate(Message, bubble=False):
     """The reply of `turn` in `pane` so far; `final` when the turn is over."""
-
-    bubble = False
 
     def __init__(self, pane: str, turn: int, segments: tuple[Segment, ...], final: bool = False) -> None:
         super().__init__()
@@ -77,10 +71,8 @@ class ReplyUpdate(Message):
                 and message.turn == self.turn and not self.final)
 
 
-class ReplyFinished(Message):
+class ReplyFinished(Message, bubble=False):
     """Every pane's reply of a turn is over (or failed)."""
-
-    bubble = False
 
 
 # -- helpers ----------------------------------------------------------------------------------

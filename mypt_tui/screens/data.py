@@ -130,9 +130,7 @@ def find_episode(split, wanted: str) -> int:
 
 # -- messages ------------------------------------------------------------------------------------
 
-class PrepareProgress(Message):
-    bubble = False
-
+class PrepareProgress(Message, bubble=False):
     def __init__(self, done: int, total: int | None) -> None:
         super().__init__()
         self.done, self.total = done, total
@@ -141,17 +139,13 @@ class PrepareProgress(Message):
         return isinstance(message, PrepareProgress)
 
 
-class PrepareFinished(Message):
-    bubble = False
-
+class PrepareFinished(Message, bubble=False):
     def __init__(self, report=None, error: str | None = None, cancelled: bool = False) -> None:
         super().__init__()
         self.report, self.error, self.cancelled = report, error, cancelled
 
 
-class DatasetOpened(Message):
-    bubble = False
-
+class DatasetOpened(Message, bubble=False):
     def __init__(self, path: str, dataset=None, stats: list[SplitStats] | None = None,
                  error: str | None = None) -> None:
         super().__init__()
