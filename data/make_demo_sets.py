@@ -137,7 +137,7 @@ SMALLTALK = {
     "how_are_you": ("I am doing well, thank you.", (
         "How are you?", "How are you doing?", "How is it going?", "How are you today?",
         "How's it going?", "Are you doing well?", "How do you feel?", "How have you been?"), (
-        "How are you doing today?", "How is your day going?", "How's your day?",
+        "How are you doing today?", "How is your day going?", "How are you feeling?",
         "Are you well?")),
     "thanks": ("You are welcome!", (
         "Thanks!", "Thank you!", "Thank you very much!", "Thanks a lot!", "Many thanks!",
@@ -146,7 +146,7 @@ SMALLTALK = {
     "goodbye": ("Goodbye! Have a nice day.", (
         "Goodbye!", "Bye!", "Bye bye!", "See you later!", "See you!", "I have to go now. Bye!",
         "Goodbye, MyPT!", "Talk to you later!"), (
-        "Bye, MyPT!", "See you soon!", "Goodbye for now!", "OK, bye!")),
+        "Bye, MyPT!", "See you soon!", "Goodbye for now!", "Bye for now!")),
 }
 
 # -- families: facts, phrasings, answer templates -----------------------------------------------
@@ -227,7 +227,7 @@ def _families() -> tuple[Family, ...]:
             "Which sound does {x} make?", "Tell me the sound {x} makes.", "How does {x} sound?",
             "What sound do you hear from {x}?", "Name the sound of {x}."), (
             "What noise does {x} usually make?", "Which noise does {x} make?",
-            "Tell me what {x} says.", "What kind of sound does {x} make?")),
+            "What sound does {x} usually make?", "What kind of sound does {x} make?")),
         Family("animal_young", tuple(
             fact("animal_young", a, f"A baby {a} is called {article(y)}.", article(a), x=a)
             for a, y in YOUNG), (
@@ -244,7 +244,7 @@ def _families() -> tuple[Family, ...]:
             "How many {u} does {c} have?", "Tell me how many {u} are in {c}.", "{C} has how many {u}?",
             "Number of {u} in {c}?", "Do you know how many {u} are in {c}?"), (
             "How many {u} make up {c}?", "Can you tell me how many {u} are in {c}?",
-            "What is the number of {u} in {c}?", "How many {u} is {c}?")),
+            "How many {u} are contained in {c}?", "How many {u} is {c}?")),
     ]
     fams += _calendar()
     return tuple(fams)
@@ -281,7 +281,8 @@ def _calendar() -> list[Family]:
 YESNO_TRAIN = ("Is {x} {c}?", "Is it true that {x} is {c}?", "True or false: {x} is {c}.",
                "Would you say {x} is {c}?", "Is {x} {c} or not?")
 YESNO_HELDOUT = ("Am I right that {x} is {c}?", "Is it correct that {x} is {c}?",
-                 "True or false: {x} is always {c}.")
+                 "Is {x} usually {c}?")
+YESNO_PAIRS_PER_THING = 3  # the true colour and two wrong ones, fixed per thing
 FOLLOW_TRAIN = ("And {x}?", "How about {x}?", "And what about {x}?", "And for {x}?")
 FOLLOW_HELDOUT = ("What about {x}?", "OK, and {x}?", "And how about {x}?")
 FOLLOW_FAMILIES = ("capitals", "colours", "opposites", "plurals", "animal_sounds", "animal_young",
@@ -317,8 +318,14 @@ MULTI_TURN_TRAIN = 420
 MULTI_TURN_HELDOUT = 60
 
 
-def yesno_facts() -> list[tuple[str, str]]:
-    return list(COLOURS)
+def yesno_pairs(rng: random.Random) -> list[tuple[str, str, str]]:
+    """(thing, its colour, colour asked about): a fixed table, so that a yes/no question is a
+    lookup taught in training (the held-out file asks the same pairs in other words)."""
+    pairs = []
+    for thing, colour in COLOURS:
+        wrong = rng.sample([c for c in COLOUR_NAMES if c != colour], YESNO_PAIRS_PER_THING - 1)
+        pairs += [(thing, colour, asked) for asked in [colour] + wrong]
+    return pairs
 
 
 def yesno_qa(thing: str, colour: str, asked: str, template: str) -> QA:
@@ -347,15 +354,16 @@ def chat_sets(rng: random.Random) -> tuple[list[dict], list[dict]]:
             heldout_templates[f] = [fam.heldout[(i + j) % k] for j in range(k)]
             heldout_qas.append(ask(heldout_templates[f][0], f))
 
-    # yes/no about the colour table: per thing two "yes" and three "no" in training, one of
-    # either in held-out (alternating), each answer string also taught in training
-    for i, (thing, colour) in enumerate(yesno_facts()):
-        others = [c for c in COLOUR_NAMES if c != colour]
-        asks = [colour, colour] + rng.sample(others, 3)
-        for asked, t in zip(asks, rng.sample(YESNO_TRAIN, len(asks))):
+    # yes/no over the colour table: each (thing, asked colour) pair is taught under several
+    # phrasings; held-out asks one pair per thing (alternately the true and a wrong colour)
+    pairs = yesno_pairs(rng)
+    for thing, colour, asked in pairs:
+        for t in rng.sample(YESNO_TRAIN, TRAIN_PHRASINGS_PER_FACT - 3):
             qa = yesno_qa(thing, colour, asked, t)
             train_qas.append(QA(augment(qa.question, rng), qa.answer, qa.family))
-        asked = colour if i % 2 == 0 else rng.choice(others)
+    for i, (thing, colour, asked) in enumerate(pairs[k] for k in range(0, len(pairs), YESNO_PAIRS_PER_THING)):
+        if i % 2:
+            asked = pairs[i * YESNO_PAIRS_PER_THING + 1][2]
         heldout_qas.append(yesno_qa(thing, colour, asked, YESNO_HELDOUT[i % len(YESNO_HELDOUT)]))
 
     for intent, (reply, train_q, held_q) in SMALLTALK.items():

@@ -105,6 +105,16 @@ def test_every_heldout_chat_answer_is_taught_in_training(sets):
     assert held - taught == set()
 
 
+def test_heldout_yes_no_questions_ask_pairs_taught_in_training(sets):
+    """'Is snow green?' is a lookup only if training asked about snow and green too."""
+    def pairs(name: str) -> set[tuple[str, str]]:
+        return {(ep.messages[1].content, ep.messages[0].content.rstrip("?.").split()[-1])
+                for ep in sets[name] if ep.family == "yes_no"}
+    held = pairs("demo_chat_heldout.jsonl")
+    assert len({answer.split(",")[0] for answer, _ in held}) == 2  # both yes and no are asked
+    assert held - pairs("demo_chat.jsonl") == set()
+
+
 def test_a_question_has_exactly_one_answer(sets):
     """Single-turn questions across both chat files: one gold answer each, so exact match is fair."""
     answers = defaultdict(set)
