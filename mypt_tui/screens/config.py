@@ -94,6 +94,8 @@ class ConfigScreen(Screen):
         super().__init__(**kw)
         self.path: Path | None = None  # the file the form was loaded from
         self.initial: dict[str, str] = {}  # the form's text at load: only changed keys are saved
+        self.present: set[str] = set()  # the keys the file sets
+        self.loads = True  # the file validated when opened
         self._overwrite_ok: Path | None = None
 
     def compose(self) -> ComposeResult:
@@ -144,24 +146,25 @@ class ConfigScreen(Screen):
         by_key: dict[str, str] = {}
         try:
             cfg = load_config(p)
-            texts, present = texts_from_config(cfg), set(cfg.explicit)
+            texts, present, loads = texts_from_config(cfg), set(cfg.explicit), True
             message = f"Opened {p}"
         except ConfigError as e:
             try:
                 texts, present = texts_from_raw(p)
             except (ValueError, OSError):  # not even TOML/JSON: nothing to show in a form
-                return self._status(str(e), error=True)
-            by_key = e.by_key
-            message = f"Opened {p}; fix these before saving:\n" + str(e)
-        self.path = p
-        self.initial = texts
+                self._status(str(e), error=True)
+                return False
+            by_key, loads = e.by_key, False
+            message = f"Opened {p}; fix these before saving:\n{e}"
+        self.path, self.initial, self.present, self.loads = p, texts, present, loads
         self._overwrite_ok = None
         form.set_texts(texts, present)
         form.mark(by_key)
         self.query_one("#config-continuing", Checkbox).value = self._looks_like_continuation(p)
         self.query_one("#config-save-as", Input).value = str(p.with_suffix(".toml")) if p.suffix == ".json" else ""
         self.sub_title = str(p)
-        return self._status(message, error=bool(by_key)) or True
+        self._status(message, error=not loads)
+        return True
 
     @staticmethod
     def _looks_like_continuation(path: Path) -> bool:
@@ -253,11 +256,18 @@ class ConfigScreen(Screen):
             form.show_group_of(next(iter(problems)))
             return self._status("Not saved: " + "; ".join(problems.values()), error=True)
         values = self.changed()
+        source = self.path
         if self.path is None:  # a new file: every key that differs from its default
             values = {k: v for k, v in form.texts().items()
                       if v != format_value(k, FIELDS[k].default)}
+        elif self.path.suffix == ".json" and not self.loads:
+            # A MyPT JSON that did not validate cannot be the starting point: write its keys
+            # as the form now holds them into a new TOML.
+            texts = form.texts()
+            values = {k: texts[k] for k in sorted(self.present | set(values), key=list(FIELDS).index)}
+            source = None
         try:
-            save_config_preserving(self.path, values, dest)
+            save_config_preserving(source, values, dest)
         except ConfigError as e:
             form.mark(e.by_key)
             if e.by_key:
@@ -267,7 +277,8 @@ class ConfigScreen(Screen):
             return self._status(f"Not saved: {e}", error=True)
         self.notify(f"Saved {dest}", title="Config")
         self.open_config(dest)
-        return self._status(f"Saved {dest} (comments and key order kept)") or True
+        self._status(f"Saved {dest} (comments and key order kept)")
+        return True
 
     def _status(self, text: str, error: bool = False) -> bool:
         status = self.query_one("#config-status", Static)

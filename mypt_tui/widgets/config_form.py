@@ -7,6 +7,7 @@ form's values go to `engine.config` exactly as a user would type them in a file 
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,15 +27,9 @@ class FieldRow(Horizontal):
     DEFAULT_CSS = """
     FieldRow { height: auto; margin-bottom: 1; }
     FieldRow .key { width: 26; }
-    FieldRow.-unset .key { color: $text-muted; }
     FieldRow .editor { width: 18; }
+    FieldRow .editor.-invalid { background: $error 25%; }
     FieldRow .side { width: 1fr; height: auto; padding-left: 1; }
-    FieldRow .note { color: $text-muted; }
-    FieldRow .problem { color: $error; display: none; }
-    FieldRow.-invalid .problem { display: block; }
-    FieldRow.-invalid .editor { background: $error 25%; }
-    FieldRow .warning { color: $warning; display: none; }
-    FieldRow.-warned .warning { display: block; }
     """
 
     class Edited(Message):
@@ -51,10 +46,17 @@ class FieldRow(Horizontal):
     def __init__(self, field: Field) -> None:
         super().__init__(id=f"row-{field.name}")
         self.field = field
+        self.problem: str | None = None
+        self.warning: str | None = None
+        self.in_file = True
+
+    # Row states are drawn by updating the widgets, not by toggling CSS classes on the row:
+    # a class change restyles the whole row, and loading a file changes every row at once.
+    # The reason, the problem and the warning share one Static (fewer widgets, faster mount).
 
     def compose(self) -> ComposeResult:
         f = self.field
-        yield Label(f.name, classes="key")
+        yield Label(f.name, classes="key", id=f"key-{f.name}")
         editor_id = f"f-{f.name}"
         if f.kind == "bool":
             yield Checkbox("false", id=editor_id, classes="editor", compact=True)
@@ -64,10 +66,7 @@ class FieldRow(Horizontal):
         else:
             yield Input(placeholder=f"unset: {f.unset}" if f.nullable else "", id=editor_id, classes="editor",
                         compact=True)
-        with Vertical(classes="side"):
-            yield Static(f.note, classes="note")
-            yield Static("", classes="problem")
-            yield Static("", classes="warning")
+        yield Static(self.side_text(), classes="side")
 
     @property
     def editor(self) -> Widget:
@@ -103,13 +102,33 @@ class FieldRow(Horizontal):
         self.show_problem(problem)
         return problem
 
+    def side_text(self) -> Text:
+        """The guide's reason, then the problem (red) and the warning (yellow), if any."""
+        text = Text(self.field.note, style="dim")
+        if self.problem:
+            text.append("\n" + self.problem, style="bold red")
+        if self.warning:
+            text.append("\n" + self.warning, style="yellow")
+        return text
+
     def show_problem(self, problem: str | None) -> None:
-        self.set_class(problem is not None, "-invalid")
-        self.query_one(".problem", Static).update(problem or "")
+        if problem == self.problem:
+            return
+        self.problem = problem
+        self.editor.set_class(problem is not None, "-invalid")
+        self.query_one(".side", Static).update(self.side_text())
 
     def warn(self, warning: str | None) -> None:
-        self.set_class(warning is not None, "-warned")
-        self.query_one(".warning", Static).update(warning or "")
+        if warning == self.warning:
+            return
+        self.warning = warning
+        self.query_one(".side", Static).update(self.side_text())
+
+    def mark_in_file(self, in_file: bool) -> None:
+        """A key the file does not set shows dimmed (its value is the default)."""
+        if in_file != self.in_file:
+            self.in_file = in_file
+            self.query_one(".key", Label).update(Text(self.field.name, style="" if in_file else "dim"))
 
     @on(Checkbox.Changed)
     def _toggled(self, event: Checkbox.Changed) -> None:
@@ -157,7 +176,7 @@ class ConfigForm(Vertical):
         """Fill every field; keys not in `present` (not in the file) are shown dimmed."""
         for row in self.rows():
             row.set_text(texts.get(row.field.name, ""))
-            row.set_class(row.field.name not in present, "-unset")
+            row.mark_in_file(row.field.name in present)
             row.warn(None)
 
     def texts(self) -> dict[str, str]:
