@@ -62,7 +62,8 @@ class ToolAnswered:
 @dataclass(frozen=True)
 class ContextTrimmed:
     """The prompt did not fit: the oldest `dropped` messages were left out of it (they stay in
-    the history), and `cut` more tokens were cut from its front when even that was too long."""
+    the history), and when the newest turn alone was still too long, its first `cut` tokens
+    (the system prompt is kept unless it takes half the budget itself)."""
 
     dropped: int
     prompt_tokens: int
@@ -72,8 +73,8 @@ class ContextTrimmed:
     def __str__(self) -> str:
         parts = []
         if self.dropped:
-            parts.append(f"the oldest {self.dropped} message{'s' if self.dropped != 1 else ''} "
-                         "were left out of the prompt")
+            parts.append(f"the oldest {self.dropped} messages were left out of the prompt" if self.dropped > 1
+                         else "the oldest message was left out of the prompt")
         if self.cut:
             parts.append(f"the first {self.cut} tokens of the newest turn were cut")
         return f"context: {' and '.join(parts)} to fit the model's {self.block_size} tokens"
@@ -164,9 +165,12 @@ class ChatSession:
             first = nxt
         ids = render_prompt(msgs[first:], self.tok, self.system)
         cut = max(0, len(ids) - budget)
+        if cut:  # the newest turn alone is too long: cut its front, keep the system block if it fits
+            keep = system_len if system_len < budget // 2 else 0
+            ids = ids[:keep] + ids[keep + cut:]
         if first == 0 and cut == 0:
             return ids, None
-        return ids, ContextTrimmed(first, len(ids) - cut, self.block_size, cut)
+        return ids, ContextTrimmed(first, len(ids), self.block_size, cut)
 
     def send(self, user_text: str, should_stop: Callable[[], bool] | None = None) -> Iterator[ChatUpdate]:
         """Add a user turn and stream the assistant's answer (tool calls run in between)."""

@@ -9,10 +9,11 @@ from engine.generate import SamplingConfig
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer
 from mypt_tui.commands.chat import starting_on
+import engine.chat as chat_module
 from mypt_tui.screens.chat import ChatLaunch, ChatScreen, ReplyUpdate
 from mypt_tui.widgets.chat_view import ChatPane
 
-TOK = CharTokenizer("abcdefghijklmnopqrstuvwxyz .,?!")
+TOK = CharTokenizer("abcdefghijklmnopqrstuvwxyz .,?!0123456789{}\":*()")
 
 
 def never_stopping_model(seed: int) -> GPT:
@@ -183,3 +184,29 @@ async def test_a_bad_sampling_value_is_shown_beside_the_controls_and_nothing_is_
         await settle(app, pilot)
         sampling = screen.sessions["A"].sampling
         assert (sampling.temperature, sampling.top_k, sampling.max_new_tokens) == (0.5, 7, 24)
+
+
+async def test_a_tool_call_and_its_result_are_shown_in_the_conversation(checkpoints, monkeypatch):
+    replies = ['<myPT_toolcall>{"name": "calculator", "arguments": {"expression": "12 * (3 + 4)"}}'
+               '</myPT_toolcall></myPT_assistant>', "The answer is 84.</myPT_assistant>"]
+
+    def scripted(model, prompt_ids, sampling, *, stop_ids, use_cache=True, should_stop=None):
+        yield from TOK.encode_prompt(replies.pop(0))
+
+    monkeypatch.setattr(chat_module, "generate", scripted)
+    app = chat_app(checkpoints)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        await send(pilot, "What is 12 * (3 + 4)?")
+        await settle(app, pilot)
+        shown = screen.query_one("#pane-A", ChatPane).texts()
+        lines = shown[1][1].split("\n")
+        assert lines[:3] == [
+            'tool call: {"name": "calculator", "arguments": {"expression": "12 * (3 + 4)"}}',
+            'ran calculator({"expression": "12 * (3 + 4)"})',
+            '-> {"result": 84}',
+        ]
+        # the second round's prompt no longer fits this tiny model's 128 tokens: said so, then the answer
+        assert lines[3].startswith("context: the first ") and lines[3].endswith("fit the model's 128 tokens")
+        assert lines[4] == "The answer is 84."
+        assert [m.role for m in screen.sessions["A"].messages] == ["user", "assistant", "toolresult", "assistant"]

@@ -52,7 +52,7 @@ CALL = '<myPT_toolcall>{"name": "calculator", "arguments": {"expression": "12 * 
 def test_a_tool_call_is_run_its_result_fed_back_and_the_assistant_asked_again(monkeypatch):
     fake = Scripted(CALL, "The answer is 84.</myPT_assistant>")
     monkeypatch.setattr(chat_module, "generate", fake)
-    session = ChatSession(tiny(), TOK, system=SYSTEM)
+    session = ChatSession(tiny(block_size=512), TOK, system=SYSTEM)
     updates = run(session, "What is 12 * (3 + 4)?")
 
     calls = [u for u in updates if isinstance(u, ToolCalled)]
@@ -177,14 +177,19 @@ def test_old_turns_are_left_out_to_fit_the_context_but_system_and_newest_turn_st
     assert len(session.messages) == 10  # the history keeps everything
 
 
-def test_a_newest_turn_longer_than_the_context_is_cut_from_the_front(monkeypatch):
+def test_a_newest_turn_longer_than_the_context_is_cut_from_its_front_keeping_the_system_prompt(monkeypatch):
     fake = Scripted("ok</myPT_assistant>")
     monkeypatch.setattr(chat_module, "generate", fake)
-    session = ChatSession(tiny(block_size=64), TOK, sampling=SamplingConfig(max_new_tokens=16))
+    session = ChatSession(tiny(block_size=64), TOK, system="Hi.", sampling=SamplingConfig(max_new_tokens=16))
     updates = run(session, "x" * 100)
+    whole = render_prompt(session.messages[:1], TOK, "Hi.")
+    sys_ids = render_prompt([], TOK, "Hi.")[:-1]
+    cut = len(whole) - 48
+    assert fake.prompts[0] == sys_ids + whole[len(sys_ids) + cut:]
+    assert len(fake.prompts[0]) == 48 and fake.prompts[0][-1] == TOK.tag_id("assistant")
     trimmed = [u for u in updates if isinstance(u, ContextTrimmed)]
-    assert trimmed == [ContextTrimmed(0, 48, 64, cut=len(fake.prompts[0]) - 48)]
-    assert "the first" in str(trimmed[0]) and "tokens of the newest turn were cut" in str(trimmed[0])
+    assert trimmed == [ContextTrimmed(0, 48, 64, cut=cut)]
+    assert str(trimmed[0]) == f"context: the first {cut} tokens of the newest turn were cut to fit the model's 64 tokens"
 
 
 def test_an_empty_message_is_refused():

@@ -107,13 +107,18 @@ def pick_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def describe(session) -> str:
+def describe(session, root: str | Path) -> str:
+    """The pane title: which checkpoint (relative to the checkpoints root), its size and context."""
     cfg = session.model.config
     ckpt = session.checkpoint
-    step = ckpt.meta.get("step") if ckpt is not None else None
-    where = f" step {step}" if step is not None else ""
-    return (f"{Path(ckpt.path).name if ckpt else '?'}{where} · {cfg.n_layer}x{cfg.n_embd} · "
-            f"context {cfg.block_size} · {session.tok.kind}")
+    path = Path(ckpt.path) if ckpt is not None else None
+    name = "?"
+    if path is not None:
+        try:
+            name = path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            name = path.name
+    return f"{name} · {cfg.n_layer}x{cfg.n_embd} · context {cfg.block_size} · {session.tok.kind}"
 
 
 class ChatScreen(Screen):
@@ -275,7 +280,7 @@ class ChatScreen(Screen):
             self.notify(message.error, title="Checkpoint", severity="error")
             return
         self.sessions[message.pane] = message.session
-        pane.set_title(f"{message.pane}: {describe(message.session)}")
+        pane.set_title(f"{message.pane}: {describe(message.session, self.root)}")
         if pane.texts():
             pane.add(ChatTurn("note", f"now talking to {message.path} (a new conversation)"))
 
