@@ -3,6 +3,7 @@ run's newest checkpoint picked up while it trains."""
 
 import pytest
 import torch
+from textual.widgets import Select
 
 from engine.checkpoint import save_checkpoint
 from engine.generate import SamplingConfig
@@ -184,6 +185,15 @@ async def test_a_bad_sampling_value_is_shown_beside_the_controls_and_nothing_is_
         await settle(app, pilot)
         sampling = screen.sessions["A"].sampling
         assert (sampling.temperature, sampling.top_k, sampling.max_new_tokens) == (0.5, 7, 24)
+
+        preset = screen.query_one("#preset")
+        preset.value = "factual"  # a preset fills the values ...
+        await pilot.pause()
+        assert [screen.query_one(f"#s-{k}").value for k in ("temperature", "top_k", "top_p", "repetition_penalty",
+                                                             "max_new_tokens")] == ["0.3", "10", "0.8", "1.0", "256"]
+        screen.query_one("#s-top_p").value = "0.9"  # ... and editing one makes them custom
+        await pilot.pause()
+        assert preset.value is Select.NULL
 
 
 async def test_a_tool_call_and_its_result_are_shown_in_the_conversation(checkpoints, monkeypatch):

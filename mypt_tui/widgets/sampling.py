@@ -49,6 +49,14 @@ def parse_value(name: str, raw: str) -> int | float | None:
     return value
 
 
+def matching_preset(sampling: SamplingConfig) -> str | None:
+    """The preset these values are (the seed aside), if any."""
+    for name, values in PRESETS.items():
+        if replace(sampling, seed=None) == replace(values, seed=None):
+            return name
+    return None
+
+
 class SamplingControls(Vertical):
     """A preset picker and one input per sampling value; `config()` gives the SamplingConfig."""
 
@@ -65,7 +73,7 @@ class SamplingControls(Vertical):
     def __init__(self, sampling: SamplingConfig | None = None, preset: str = DEFAULT_PRESET, **kw) -> None:
         super().__init__(**kw)
         self._initial = sampling or PRESETS[preset]
-        self._preset = preset if sampling is None else None
+        self._preset = preset if sampling is None else matching_preset(sampling)
 
     def compose(self) -> ComposeResult:
         yield Select([(name, name) for name in PRESETS], prompt="preset (custom)", value=self._preset or Select.NULL,
@@ -104,7 +112,7 @@ class SamplingControls(Vertical):
         picker = self.query_one("#preset", Select)
         if picker.value is not Select.NULL and not problems:
             current = self.config()
-            if replace(current, seed=None) != replace(PRESETS[str(picker.value)], seed=None):
+            if matching_preset(current) != picker.value:
                 picker.value = Select.NULL  # edited: no longer the preset
 
     def config(self) -> SamplingConfig:
