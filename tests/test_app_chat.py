@@ -5,12 +5,12 @@ import pytest
 import torch
 from textual.widgets import Select
 
+import engine.chat as chat_module
 from engine.checkpoint import save_checkpoint
 from engine.generate import SamplingConfig
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer
 from mypt_tui.commands.chat import starting_on
-import engine.chat as chat_module
 from mypt_tui.screens.chat import ChatLaunch, ChatScreen, ReplyUpdate
 from mypt_tui.widgets.chat_view import ChatPane
 

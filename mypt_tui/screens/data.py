@@ -12,14 +12,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, ProgressBar, Select, Static,
@@ -95,10 +94,10 @@ def describe_dataset(ds, stats: list[SplitStats]) -> str:
 def report_text(report) -> str:
     """A PrepareReport in a few lines: what was written, skipped and worth a warning."""
     lines = [f"Prepared {report.output} in {report.seconds:.1f} s ({report.kind}, {report.tokenization})",
-             f"train: {report.train_episodes:,} episodes, {report.train_tokens:,} tokens, "
-             f"{report.train_mask_ratio:.1%} trained",
-             f"val:   {report.val_episodes:,} episodes, {report.val_tokens:,} tokens, "
-             f"{report.val_mask_ratio:.1%} trained"]
+             (f"train: {report.train_episodes:,} episodes, {report.train_tokens:,} tokens, "
+              f"{report.train_mask_ratio:.1%} trained"),
+             (f"val:   {report.val_episodes:,} episodes, {report.val_tokens:,} tokens, "
+              f"{report.val_mask_ratio:.1%} trained")]
     if report.skipped_total:
         lines.append(f"skipped {report.skipped_total}: " + ", ".join(
             f"{k} {v}" for k, v in report.skipped_by_reason.items()))
