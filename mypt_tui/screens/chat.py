@@ -207,8 +207,16 @@ class ChatScreen(Screen):
             self._extra.append(str(target))
             self._wanted = str(target)
         self.rescan()
-        self.set_interval(self.RESCAN_SECONDS, self.rescan)
+        self._rescan_timer = self.set_interval(self.RESCAN_SECONDS, self.rescan)
         self.query_one("#message", Input).focus()
+
+    def on_screen_suspend(self) -> None:
+        self._rescan_timer.pause()  # another screen is shown: no need to watch the disk
+
+    def on_screen_resume(self) -> None:
+        if hasattr(self, "_rescan_timer"):
+            self.rescan()
+            self._rescan_timer.resume()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
