@@ -23,8 +23,7 @@ from engine.config import ARCHITECTURE_KEYS, FIELDS, ConfigError, format_value, 
     resolve_config_path, save_config_preserving, validate_values
 from mypt_tui.widgets.config_form import ConfigForm, FieldRow
 
-CONTINUING = ("continuing from a checkpoint: the architecture comes from it; a value that differs "
-              "from the checkpoint's stops the run")
+CONTINUING = "continuing from a checkpoint: the architecture comes from it (a different value stops the run)"
 
 
 def known_configs(roots: list[Path] | None = None) -> list[Path]:

@@ -165,6 +165,7 @@ class DataScreen(Screen):
     DataScreen TabPane { padding: 0 1; }
     DataScreen .form-row { height: 1; margin-top: 1; }
     DataScreen .form-row Label { width: 12; }
+    DataScreen .form-row Label.inline { width: auto; margin-right: 1; }
     DataScreen .form-row Input { width: 1fr; }
     DataScreen .form-row Select { width: 14; margin-right: 2; }
     DataScreen .form-row Button { margin-left: 1; min-width: 8; }
@@ -201,7 +202,7 @@ class DataScreen(Screen):
                         yield Label("type")
                         yield Select([("chat", "chat"), ("tool", "tool")], value="chat", allow_blank=False,
                                      id="prep-kind", compact=True)
-                        yield Label("tokenization")
+                        yield Label("tokenization", classes="inline")
                         yield Select([("gpt2", "gpt2"), ("char", "char")], value="gpt2", allow_blank=False,
                                      id="prep-tokenization", compact=True)
                     with Horizontal(classes="form-row"):
@@ -219,7 +220,7 @@ class DataScreen(Screen):
                     with Horizontal(classes="form-row"):
                         yield Button("Prepare", id="prepare", variant="primary", compact=True)
                         yield Button("Cancel", id="cancel", variant="error", compact=True, disabled=True)
-                    yield ProgressBar(total=None, show_eta=False, id="data-progress")
+                    yield ProgressBar(total=100, show_eta=False, id="data-progress")
                     yield Static("", id="prepare-report")
             with TabPane("Stats", id="tab-stats"):
                 with Horizontal(classes="form-row"):

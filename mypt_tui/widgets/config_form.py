@@ -26,8 +26,8 @@ class FieldRow(Horizontal):
 
     DEFAULT_CSS = """
     FieldRow { height: auto; margin-bottom: 1; }
-    FieldRow .key { width: 26; }
-    FieldRow .editor { width: 18; }
+    FieldRow .key { width: 28; }
+    FieldRow .editor { width: 16; }
     FieldRow .editor.-invalid { background: $error 25%; }
     FieldRow .side { width: 1fr; height: auto; padding-left: 1; }
     """
