@@ -178,6 +178,14 @@ class ChatSession:
             raise ValueError("the message is empty")
         self.messages.append(Message("user", user_text))
         newest = len(self.messages) - 1
+        try:
+            yield from self._answer(newest, should_stop)
+        finally:
+            if len(self.messages) == newest + 1:  # failed or abandoned before any reply: forget the turn
+                self.messages.pop()
+                del self._lengths[newest:]
+
+    def _answer(self, newest: int, should_stop: Callable[[], bool] | None) -> Iterator[ChatUpdate]:
         started = time.perf_counter()
         total, rounds, last_trim = 0, 0, None
         while True:

@@ -238,3 +238,18 @@ def test_mypt_chat_no_ui_needs_a_model(capsys):
 
     assert main(["chat", "--no-ui"]) == 2
     assert "--model is required with --no-ui" in capsys.readouterr().err
+
+
+def test_a_turn_that_fails_before_any_reply_is_forgotten(monkeypatch):
+    def broken(model, prompt_ids, sampling, **kw):
+        raise ValueError("prompt token id 999 is outside the model's vocabulary")
+        yield
+
+    monkeypatch.setattr(chat_module, "generate", broken)
+    session = ChatSession(tiny(), TOK)
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        run(session, "Hi")
+    assert session.messages == []
+    monkeypatch.setattr(chat_module, "generate", Scripted("Hello.</myPT_assistant>"))
+    run(session, "Hi again")
+    assert session.messages == [Message("user", "Hi again"), Message("assistant", "Hello.")]

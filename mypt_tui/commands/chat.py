@@ -82,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 def repl(session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """User turns from stdin, replies to stdout, everything else to stderr; 0 at end of input."""
-    from engine.chat import ContextTrimmed, ReplyDone, TokenText, ToolAnswered, ToolCalled
-
     interactive = stdin.isatty()
     while True:
         if interactive:
@@ -99,31 +97,41 @@ def repl(session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
             session.clear()
             print("(new conversation)", file=stderr)
             continue
-        at_line_start = True
-        for update in session.send(text):
-            if isinstance(update, TokenText):
-                if update.part == "content":
-                    stdout.write(update.text)
-                    stdout.flush()
-                    at_line_start = update.text.endswith("\n")
-                continue
-            if not at_line_start and not isinstance(update, ReplyDone):
-                stdout.write("\n")
+        try:
+            _reply(session, text, stdout, stderr)
+        except KeyboardInterrupt:  # ctrl+c ends the reply; at the prompt it ends the chat
+            print("\n[stopped]", file=stderr)
+
+
+def _reply(session, text: str, stdout: TextIO, stderr: TextIO) -> None:
+    """One turn: the reply's text to stdout as it comes, the tool trace and stats to stderr."""
+    from engine.chat import ContextTrimmed, ReplyDone, TokenText, ToolAnswered, ToolCalled
+
+    at_line_start = True
+    for update in session.send(text):
+        if isinstance(update, TokenText):
+            if update.part == "content":
+                stdout.write(update.text)
                 stdout.flush()
-                at_line_start = True
-            if isinstance(update, ToolCalled):
-                if update.error is not None:
-                    print(f"[tool call not run] {update.error}: {update.raw}", file=stderr)
-                else:
-                    print(f"[tool] {update.name} {json.dumps(update.arguments, ensure_ascii=False)}", file=stderr)
-            elif isinstance(update, ToolAnswered):
-                print(f"[tool result] {update.content}", file=stderr)
-            elif isinstance(update, ContextTrimmed):
-                print(f"[{update}]", file=stderr)
-            elif isinstance(update, ReplyDone):
-                stdout.write("\n")
-                stdout.flush()
-                print(f"[{update.summary()}]", file=stderr)
+                at_line_start = update.text.endswith("\n")
+            continue
+        if not at_line_start and not isinstance(update, ReplyDone):
+            stdout.write("\n")
+            stdout.flush()
+            at_line_start = True
+        if isinstance(update, ToolCalled):
+            if update.error is not None:
+                print(f"[tool call not run] {update.error}: {update.raw}", file=stderr)
+            else:
+                print(f"[tool] {update.name} {json.dumps(update.arguments, ensure_ascii=False)}", file=stderr)
+        elif isinstance(update, ToolAnswered):
+            print(f"[tool result] {update.content}", file=stderr)
+        elif isinstance(update, ContextTrimmed):
+            print(f"[{update}]", file=stderr)
+        elif isinstance(update, ReplyDone):
+            stdout.write("\n")
+            stdout.flush()
+            print(f"[{update.summary()}]", file=stderr)
 
 
 def open_app(args: argparse.Namespace, sampling) -> int:
