@@ -138,9 +138,8 @@ def open_app(args: argparse.Namespace, sampling) -> int:
     """The app, opened on the Chat screen with the checkpoint picked."""
     from mypt_tui.screens.chat import ChatLaunch
 
-    app = starting_on("chat")()
-    app.chat_launch = ChatLaunch(model=args.model, root=args.checkpoints, system=args.system,
-                                 sampling=sampling, device=args.device)
+    app = starting_on("chat")(checkpoints=args.checkpoints)
+    app.chat_launch = ChatLaunch(model=args.model, system=args.system, sampling=sampling, device=args.device)
     app.run()
     return int(app.return_code or 0)
 

@@ -22,11 +22,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, TextArea
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.generate import SamplingConfig
 from mypt_tui.widgets.chat_view import ChatPane, ChatTurn, Segment, Segments
+from mypt_tui.widgets.dialogs import ErrorDialog
+from mypt_tui.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.widgets.sampling import SamplingControls
 
 PANES = ("A", "B")
@@ -38,7 +40,7 @@ class ChatLaunch:
     """What `mypt chat` opens the screen with; the screen reads `app.chat_launch` on mount."""
 
     model: str | None = None
-    root: str = "checkpoints"
+    root: str | None = None  # None: the app's checkpoints folder
     system: str | None = None
     sampling: SamplingConfig | None = None
     device: str = "auto"
@@ -129,6 +131,7 @@ class ChatScreen(Screen):
     RESCAN_SECONDS = 5.0
 
     BINDINGS = [
+        *NAV_BINDINGS,
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+n", "toggle_compare", "Compare"),
@@ -168,7 +171,7 @@ class ChatScreen(Screen):
 
     def compose(self) -> ComposeResult:
         launch = self._launch_options()
-        yield Header()
+        yield NavBar()
         with Horizontal(id="chat-body"):
             with VerticalScroll(id="chat-settings"):
                 yield Label("Checkpoint", classes="heading")
@@ -200,7 +203,8 @@ class ChatScreen(Screen):
 
     def on_mount(self) -> None:
         launch = self._launch_options()
-        self.root, self.device = launch.root, launch.device
+        self.root = launch.root or str(getattr(self.app, "checkpoints_root", "checkpoints"))
+        self.device = launch.device
         if launch.model:
             target = Path(launch.model)
             if not target.exists() and (Path(self.root) / target).exists():
@@ -382,9 +386,9 @@ class ChatScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "chat" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._set_busy(False)
-        if event.state == WorkerState.ERROR:
-            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", title="Chat",
-                        severity="error")
+        if event.state == WorkerState.ERROR:  # a bug, not a user error: say so, keep the app
+            self.app.push_screen(ErrorDialog("Chat: a worker failed",
+                                             f"{type(event.worker.error).__name__}: {event.worker.error}"))
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy

@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Select, Static
 
 from engine.config import ARCHITECTURE_KEYS, FIELDS, ConfigError, format_value, load_config, \
     resolve_config_path, save_config_preserving, validate_values
 from mypt_tui.widgets.config_form import ConfigForm, FieldRow
+from mypt_tui.widgets.nav import NAV_BINDINGS, NavBar
 
 CONTINUING = "continuing from a checkpoint: the architecture comes from it (a different value stops the run)"
 
@@ -75,6 +76,7 @@ class ConfigScreen(Screen):
     """Open, edit, validate and save a training config."""
 
     BINDINGS = [
+        *NAV_BINDINGS,
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+o", "open", "Open"),
     ]
@@ -98,7 +100,7 @@ class ConfigScreen(Screen):
         self._overwrite_ok: Path | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar()
         with Horizontal(id="config-open"):
             yield Input(placeholder="config file (.toml or MyPT .json)", id="config-path", compact=True)
             yield Button("Open", id="open", compact=True)

@@ -21,11 +21,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, ProgressBar, Select, Static,
-                             TabbedContent, TabPane)
+from textual.widgets import (Button, Checkbox, Footer, Input, Label, ProgressBar, Select, Static, TabbedContent,
+                             TabPane)
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from mypt_tui.widgets.dialogs import ErrorDialog
 from mypt_tui.widgets.mask_view import MaskView
+from mypt_tui.widgets.nav import NAV_BINDINGS, NavBar
 
 SHOW_FAMILIES = 8
 
@@ -155,6 +157,7 @@ class DataScreen(Screen):
     """Prepare, statistics and the mask view, one tab each."""
 
     BINDINGS = [
+        *NAV_BINDINGS,
         Binding("ctrl+r", "prepare", "Prepare"),
         Binding("escape", "cancel", "Cancel"),
         Binding("left_square_bracket", "episode(-1)", "Prev", key_display="["),
@@ -190,7 +193,7 @@ class DataScreen(Screen):
         self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar()
         with TabbedContent(id="data-tabs"):
             with TabPane("Prepare", id="tab-prepare"):
                 with VerticalScroll():
@@ -323,7 +326,8 @@ class DataScreen(Screen):
         if event.state == WorkerState.ERROR:
             if event.worker.group == "prepare":
                 self._set_preparing(False)
-            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", title="Data", severity="error")
+            self.app.push_screen(ErrorDialog("Data: a worker failed",
+                                             f"{type(event.worker.error).__name__}: {event.worker.error}"))
 
     def _set_preparing(self, on: bool) -> None:
         self.preparing = on
