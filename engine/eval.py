@@ -41,7 +41,6 @@ from .sampler import pack_rows
 from .tokenizer import Tokenizer, tag_name
 
 DEFAULT_MARGIN = 16  # tokens a reply may run past the gold reply's length before it counts as unclosed
-SCHEMA = "mypt_eval_v1"
 ALL = "overall"
 _BLOCK_TAGS = {"think", "cite", "toolcall"}
 

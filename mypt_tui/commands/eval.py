@@ -16,9 +16,7 @@ import json
 import sys
 from typing import Callable, Sequence
 
-from mypt_tui.cli import flag
-
-SCHEMA = "mypt_eval_v1"  # engine.eval.SCHEMA, without importing torch for --help
+SCHEMA = "mypt_eval_v1"  # the --json layout (documented in the README)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
