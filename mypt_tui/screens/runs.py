@@ -85,7 +85,7 @@ class RunsScreen(Screen):
         self._scan_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield NavBar()
+        yield NavBar("runs")
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for col in COLUMNS:
             table.add_column(col.title() if col != "run" else "Run", key=col)

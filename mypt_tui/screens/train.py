@@ -101,7 +101,7 @@ class TrainScreen(Screen):
     # -- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield NavBar()
+        yield NavBar("train")
         with Grid(id="train-form"):
             yield Label("Type")
             yield Select([(d.title, k) for k, d in self.demos.items()] or [("Chat SFT", "chat")], value="chat",

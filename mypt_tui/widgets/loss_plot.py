@@ -2,7 +2,9 @@
 
 Redrawing a plotext plot costs about 10 ms at 1k points and over half a second at 100k, so the
 widget keeps every point but plots about twice its width: consecutive points are averaged in
-equal buckets (a mean keeps the curve's level; every Nth point would keep its noise).
+equal buckets (a mean keeps the curve's level; every Nth point would keep its noise). Even at
+that size a plot costs tens of milliseconds on a busy CPU, so new points are drawn at most once
+a second, and a repaint with nothing new (a screen switch, a resize back) reuses the last build.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 POINTS_PER_COLUMN = 2
+REDRAW_INTERVAL = 1.0  # seconds: the curve needs no more; the numbers beside it update faster
 
 
 def downsample(xs: list[float], ys: list[float], n: int) -> tuple[list[float], list[float]]:
@@ -28,7 +32,7 @@ def downsample(xs: list[float], ys: list[float], n: int) -> tuple[list[float], l
 
 
 class LossPlot(PlotextPlot):
-    """Loss curves of one run. Add points, then `redraw()` once per batch of events."""
+    """Loss curves of one run. Add points; a timer draws them (`redraw()` draws at once)."""
 
     DEFAULT_CSS = """
     LossPlot { min-height: 6; }
@@ -39,6 +43,18 @@ class LossPlot(PlotextPlot):
         self.train: tuple[list[int], list[float]] = ([], [])
         self.val: tuple[list[int], list[float]] = ([], [])
         self._dirty = True
+        self._version = 0  # bumped by each redraw: the cached render is of this version
+        self._rendered: tuple[tuple, RenderResult] | None = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(REDRAW_INTERVAL, self.redraw)
+
+    def render(self) -> RenderResult:
+        key = (self.size, self._version, self.app.theme, self.theme)
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, super().render())
+        return self._rendered[1]
 
     @property
     def points(self) -> tuple[int, int]:
@@ -85,6 +101,7 @@ class LossPlot(PlotextPlot):
             plt.plot(*downsample(*self.train, budget), label="train", marker="braille", color="cyan")
         if self.val[0]:
             plt.plot(*downsample(*self.val, budget), label="val", marker="braille", color="orange")
+        self._version += 1
         self.refresh()
 
     def on_resize(self) -> None:

@@ -38,20 +38,22 @@ class NavBar(Horizontal):
     NavBar #nav-badge { width: 1fr; content-align: right middle; padding: 0 1; color: $text-muted; }
     """
 
+    def __init__(self, active: str | None = None) -> None:
+        super().__init__()
+        self.active = active  # the mode of the screen this bar sits on (each screen has its own bar)
+
     def compose(self) -> ComposeResult:
         for key, mode, title in SCREENS:
             yield NavTab(key, mode, title)
         yield Static("", id="nav-badge")
 
     def on_mount(self) -> None:
-        self.app.mode_change_signal.subscribe(self, self._mode_changed)
-        self._mode_changed(self.app.current_mode)
+        # The screen's mode never changes, so the highlight is set once (not on every switch).
+        active = self.active or type(self.screen).__name__.lower().removesuffix("screen")
+        for tab in self.query(NavTab):
+            tab.set_class(tab.mode == active, "-active")
         if hasattr(self.app, "run_badge"):
             self.watch(self.app, "run_badge", self._badge_changed)
-
-    def _mode_changed(self, mode: str) -> None:
-        for tab in self.query(NavTab):
-            tab.set_class(tab.mode == mode, "-active")
 
     def _badge_changed(self, text: str) -> None:
         self.query_one("#nav-badge", Static).update(text)

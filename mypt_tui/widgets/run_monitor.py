@@ -67,7 +67,7 @@ class RunMonitor(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="mon-status")
         with Horizontal(id="mon-progress-row"):
-            yield ProgressBar(total=None, show_eta=False, id="mon-bar")
+            yield ProgressBar(total=1, show_eta=False, id="mon-bar")
             yield Static("", id="mon-progress")
         yield Static("", id="mon-metrics")
         yield Static("", id="mon-warning")
@@ -172,7 +172,8 @@ class RunMonitor(Vertical):
         with self.app.batch_update():
             if lines:
                 self.audit.write_lines(lines)
-            plot.redraw()
+            if fed.done is not None or fed.started is not None or replay:
+                plot.redraw()  # else its own timer draws the new points, at most once a second
             self._render_numbers()
         return fed
 
@@ -182,7 +183,7 @@ class RunMonitor(Vertical):
         metrics = self.query_one("#mon-metrics", Static)
         s = self.step
         if s is None:
-            bar.update(total=self.max_iters or None, progress=0)
+            bar.update(total=self.max_iters or 1, progress=0)  # never indeterminate: that animates forever
             progress.update(f"step 0/{self.max_iters}" if self.max_iters else "")
             metrics.update("")
             return

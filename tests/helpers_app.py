@@ -1,0 +1,67 @@
+"""Inputs and waiting helpers for the app tests: a tiny char dataset, a tiny TOML config, and
+`wait_for` (Pilot pauses until a condition holds or a timeout says what never happened)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from tests.helpers_data import chat, prepared
+
+WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
+
+TINY_TOML = """# a tiny model for app tests (a comment the app must not need)
+n_layer = 2
+n_embd = 32
+n_head = 2
+block_size = 96
+dropout = 0.0
+learning_rate = 3e-3
+batch_size = 4
+max_iters = {max_iters}
+warmup_iters = 2
+eval_interval = {eval_interval}
+eval_iters = 2
+save_every = {save_every}
+device = "cpu"
+precision = "fp32"
+batching = "pack"
+episode_min_tokens = 4
+log_interval = 5
+"""
+
+
+def episodes(n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        q = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(1 + i % 4))
+        out.append(chat(f"ep{i:03d}", f"Say {q}.", f"{q} " * (1 + i % 3), system="Be brief."))
+    return out
+
+
+def tiny_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    prepared(folder, episodes(48), name="tinyds", tokenization="char", val_split=0.25, seed=1)
+    return folder / "tinyds"
+
+
+def tiny_config(folder: Path, max_iters: int = 12, eval_interval: int = 4, save_every: int = 4,
+                name: str = "tiny.toml") -> Path:
+    path = folder / name
+    path.write_text(TINY_TOML.format(max_iters=max_iters, eval_interval=eval_interval, save_every=save_every))
+    return path
+
+
+async def wait_for(pilot, cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Let the app run until cond() holds; fail naming `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
