@@ -251,8 +251,14 @@ class RunsScreen(Screen):
         self.action_resume()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            from mypt_tui.screens.train import describe_error
+        """A failed read never closes the app: a run that cannot be read is a dialog; a failed
+        rescan (every couple of seconds) only a notification."""
+        if event.state != WorkerState.ERROR:
+            return
+        from mypt_tui.screens.train import describe_error
 
-            what = "Reading the run" if event.worker.group == "runs-load" else "Listing runs"
-            self.app.push_screen(ErrorDialog(what + " failed", describe_error(event.worker.error)))
+        if event.worker.group == "runs-load":
+            self.monitor.set_status("")
+            self.app.push_screen(ErrorDialog("Reading the run failed", describe_error(event.worker.error)))
+        else:
+            self.notify(describe_error(event.worker.error), severity="warning", title="Listing runs")
