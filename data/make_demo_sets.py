@@ -24,6 +24,7 @@ import ast
 import json
 import operator
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,12 @@ COLOURS = (  # (thing as written mid-sentence, colour)
     ("a flamingo", "pink"), ("the sun", "yellow"), ("a lime", "green"), ("an elephant", "grey"),
     ("a polar bear", "white"), ("blood", "red"), ("the sea", "blue"), ("a cherry", "red"),
 )
-COLOUR_NAMES = ("blue", "green", "white", "black", "yellow", "red", "orange", "brown", "purple",
-                "pink", "grey")
+FLIES = (  # (animal, can it fly): yes/no questions whose answer depends on the animal alone
+    ("sparrow", True), ("eagle", True), ("owl", True), ("parrot", True), ("pigeon", True),
+    ("bat", True), ("bee", True), ("butterfly", True), ("crow", True), ("swan", True),
+    ("penguin", False), ("ostrich", False), ("dog", False), ("cat", False), ("fish", False),
+    ("elephant", False), ("horse", False), ("snake", False), ("cow", False), ("kangaroo", False),
+)
 OPPOSITE_PAIRS = (
     ("hot", "cold"), ("up", "down"), ("fast", "slow"), ("happy", "sad"), ("open", "closed"),
     ("early", "late"), ("full", "empty"), ("wet", "dry"), ("hard", "soft"), ("day", "night"),
@@ -116,36 +121,44 @@ SMALLTALK = {
     "identity": ("I am MyPT, a small chat assistant.", (
         "Who are you?", "What are you?", "Tell me about yourself.", "Introduce yourself.",
         "Who am I talking to?", "Are you a bot?", "What kind of assistant are you?",
-        "Who are you exactly?"), (
+        "Who are you exactly?", "Tell me who I am talking to.", "Are you a human?", "What is MyPT?",
+        "Say who you are."), (
         "Can you introduce yourself?", "Who am I chatting with?", "Tell me who you are.",
         "What exactly are you?")),
     "name": ("My name is MyPT.", (
         "What is your name?", "What's your name?", "Do you have a name?", "What should I call you?",
-        "Tell me your name.", "What are you called?", "Your name?", "What do people call you?"), (
+        "Tell me your name.", "What are you called?", "Your name?", "What do people call you?",
+        "What name do you go by?", "Tell me your name, please.", "What is your name, assistant?",
+        "Have you got a name?"), (
         "What is your name, please?", "May I know your name?", "Tell me what your name is.",
         "What name do you have?")),
     "abilities": ("I can answer short questions about facts and words.", (
         "What can you do?", "How can you help me?", "What are you able to do?",
         "What do you know about?", "What are you good at?", "What can I ask you?",
-        "What can you help with?", "What kind of questions can you answer?"), (
+        "What can you help with?", "What kind of questions can you answer?", "What are you for?",
+        "How can you be useful?", "What do you do?", "What help can you give?"), (
         "What are you able to help with?", "What can you help me with?",
         "What things can you do?", "What questions can you answer?")),
     "greeting": ("Hello! How can I help you?", (
         "Hello!", "Hi!", "Hi there!", "Hey!", "Hello, MyPT!", "Good morning!", "Hey there!",
-        "Hello there!", "Hi, MyPT!", "Greetings!"), (
-        "Hey, MyPT!", "Hello MyPT!", "Hi again!", "Good morning, MyPT!")),
+        "Hello there!", "Hi, MyPT!", "Greetings!", "Hey MyPT!", "Good afternoon!", "Hello again!",
+        "Good day!"), (
+        "Hello hello!", "Hi again!", "Good morning, MyPT!", "Hey, good morning!")),
     "how_are_you": ("I am doing well, thank you.", (
         "How are you?", "How are you doing?", "How is it going?", "How are you today?",
-        "How's it going?", "Are you doing well?", "How do you feel?", "How have you been?"), (
+        "How's it going?", "Are you doing well?", "How do you feel?", "How have you been?",
+        "How is your day?", "How are things?", "Are you okay?", "How do you do?"), (
         "How are you doing today?", "How is your day going?", "How are you feeling?",
         "Are you well?")),
     "thanks": ("You are welcome!", (
         "Thanks!", "Thank you!", "Thank you very much!", "Thanks a lot!", "Many thanks!",
-        "Thanks for your help!", "Thank you so much!", "Thanks, MyPT!"), (
+        "Thanks for your help!", "Thank you so much!", "Thanks, MyPT!", "Thank you, that helps!",
+        "Thanks a bunch!", "Great, thanks!", "Thank you kindly!"), (
         "Thanks a lot, MyPT!", "Thank you for the help!", "Thanks so much!", "Thank you, MyPT!")),
     "goodbye": ("Goodbye! Have a nice day.", (
         "Goodbye!", "Bye!", "Bye bye!", "See you later!", "See you!", "I have to go now. Bye!",
-        "Goodbye, MyPT!", "Talk to you later!"), (
+        "Goodbye, MyPT!", "Talk to you later!", "Bye now!", "See you tomorrow!", "Good night!",
+        "Catch you later!"), (
         "Bye, MyPT!", "See you soon!", "Goodbye for now!", "Bye for now!")),
 }
 
@@ -245,6 +258,18 @@ def _families() -> tuple[Family, ...]:
             "Number of {u} in {c}?", "Do you know how many {u} are in {c}?"), (
             "How many {u} make up {c}?", "Can you tell me how many {u} are in {c}?",
             "How many {u} are contained in {c}?", "How many {u} is {c}?")),
+        # Yes/no: the verdict depends on the animal alone. (A first design asked "Is snow
+        # green?" about the colour table; there the verdict depends on thing and colour jointly,
+        # and a tiny model trained for minutes answered every such question the same way.)
+        Family("yes_no", tuple(
+            fact("yes_no", a, f"Yes, {article(a)} can fly." if flies else f"No, {article(a)} cannot fly.",
+                 article(a), x=article(a))
+            for a, flies in FLIES), (
+            "Can {x} fly?", "Is {x} able to fly?", "Does {x} fly?", "Can {x} fly or not?",
+            "True or false: {x} can fly.", "Do you think {x} can fly?", "Tell me if {x} can fly.",
+            "Is {x} able to fly or not?"), (
+            "Is it true that {x} can fly?", "Am I right that {x} can fly?", "Can {x} really fly?",
+            "Tell me whether {x} can fly.")),
     ]
     fams += _calendar()
     return tuple(fams)
@@ -278,15 +303,11 @@ def _calendar() -> list[Family]:
     ]
 
 
-YESNO_TRAIN = ("Is {x} {c}?", "Is it true that {x} is {c}?", "True or false: {x} is {c}.",
-               "Would you say {x} is {c}?", "Is {x} {c} or not?")
-YESNO_HELDOUT = ("Am I right that {x} is {c}?", "Is it correct that {x} is {c}?",
-                 "Is {x} usually {c}?")
-YESNO_PAIRS_PER_THING = 3  # the true colour and two wrong ones, fixed per thing
-FOLLOW_TRAIN = ("And {x}?", "How about {x}?", "And what about {x}?", "And for {x}?")
+FOLLOW_TRAIN = ("And {x}?", "How about {x}?", "And what about {x}?", "And for {x}?", "Now do {x}.",
+                "Same question for {x}.")
 FOLLOW_HELDOUT = ("What about {x}?", "OK, and {x}?", "And how about {x}?")
 FOLLOW_FAMILIES = ("capitals", "colours", "opposites", "plurals", "animal_sounds", "animal_young",
-                   "calendar")
+                   "calendar", "yes_no")
 
 
 @dataclass(frozen=True)
@@ -313,24 +334,9 @@ def augment(q: str, rng: random.Random) -> str:
 # -- chat episodes ------------------------------------------------------------------------------
 
 TRAIN_PHRASINGS_PER_FACT = 7  # of a family's 8-10 training templates
-SMALLTALK_TRAIN_REPEATS = 3  # each small-talk phrasing, with different system prompts
-MULTI_TURN_TRAIN = 420
+SMALLTALK_TRAIN_REPEATS = 2  # each small-talk phrasing, with different system prompts
+MULTI_TURN_TRAIN = 520
 MULTI_TURN_HELDOUT = 60
-
-
-def yesno_pairs(rng: random.Random) -> list[tuple[str, str, str]]:
-    """(thing, its colour, colour asked about): a fixed table, so that a yes/no question is a
-    lookup taught in training (the held-out file asks the same pairs in other words)."""
-    pairs = []
-    for thing, colour in COLOURS:
-        wrong = rng.sample([c for c in COLOUR_NAMES if c != colour], YESNO_PAIRS_PER_THING - 1)
-        pairs += [(thing, colour, asked) for asked in [colour] + wrong]
-    return pairs
-
-
-def yesno_qa(thing: str, colour: str, asked: str, template: str) -> QA:
-    answer = f"Yes, {thing} is {colour}." if asked == colour else f"No, {thing} is {colour}."
-    return QA(template.format(x=thing, c=asked), answer, "yes_no")
 
 
 def chat_sets(rng: random.Random) -> tuple[list[dict], list[dict]]:
@@ -353,18 +359,6 @@ def chat_sets(rng: random.Random) -> tuple[list[dict], list[dict]]:
             k = len(fam.heldout)
             heldout_templates[f] = [fam.heldout[(i + j) % k] for j in range(k)]
             heldout_qas.append(ask(heldout_templates[f][0], f))
-
-    # yes/no over the colour table: each (thing, asked colour) pair is taught under several
-    # phrasings; held-out asks one pair per thing (alternately the true and a wrong colour)
-    pairs = yesno_pairs(rng)
-    for thing, colour, asked in pairs:
-        for t in rng.sample(YESNO_TRAIN, TRAIN_PHRASINGS_PER_FACT - 3):
-            qa = yesno_qa(thing, colour, asked, t)
-            train_qas.append(QA(augment(qa.question, rng), qa.answer, qa.family))
-    for i, (thing, colour, asked) in enumerate(pairs[k] for k in range(0, len(pairs), YESNO_PAIRS_PER_THING)):
-        if i % 2:
-            asked = pairs[i * YESNO_PAIRS_PER_THING + 1][2]
-        heldout_qas.append(yesno_qa(thing, colour, asked, YESNO_HELDOUT[i % len(YESNO_HELDOUT)]))
 
     for intent, (reply, train_q, held_q) in SMALLTALK.items():
         family = "identity" if intent in ("identity", "name", "abilities") else "smalltalk"
@@ -548,10 +542,17 @@ def user_texts(episodes: list[dict]) -> list[str]:
     return [m["content"] for ep in episodes for m in ep["messages"] if m["role"] == "user"]
 
 
+def wording(text: str) -> str:
+    """A message's words alone: case and punctuation do not make a question new."""
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
 def leaks(train: list[dict], heldout: list[dict]) -> list[str]:
-    """Held-out user messages that occur verbatim (as a whole or inside) any training message."""
+    """Held-out user messages that occur verbatim in (or inside) any training message, or that
+    have the same words as a training question."""
     texts = "\x00".join(m["content"] for ep in train for m in ep["messages"] if isinstance(m.get("content"), str))
-    return sorted({q for q in user_texts(heldout) if q in texts})
+    words = {wording(q) for q in user_texts(train)}
+    return sorted({q for q in user_texts(heldout) if q in texts or wording(q) in words})
 
 
 def untaught(train: list[dict], heldout: list[dict]) -> list[str]:

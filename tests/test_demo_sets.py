@@ -97,22 +97,17 @@ def test_no_heldout_question_appears_in_training(kind):
             if m["role"] == "user"]
     assert held
     assert [q for q in held if q in train_text] == []
+    # nor the same words with other case or punctuation ("Hello MyPT!" after "Hello, MyPT!")
+    words = lambda q: " ".join(re.sub(r"[^a-z0-9' ]", " ", q.lower()).split())  # noqa: E731
+    train_words = {words(m["content"]) for ep in _raw(f"demo_{kind}.jsonl") for m in ep["messages"]
+                   if m["role"] == "user"}
+    assert [q for q in held if words(q) in train_words] == []
 
 
 def test_every_heldout_chat_answer_is_taught_in_training(sets):
     taught = {m.content for ep in sets["demo_chat.jsonl"] for m in ep.messages if m.role == "assistant"}
     held = {m.content for ep in sets["demo_chat_heldout.jsonl"] for m in ep.messages if m.role == "assistant"}
     assert held - taught == set()
-
-
-def test_heldout_yes_no_questions_ask_pairs_taught_in_training(sets):
-    """'Is snow green?' is a lookup only if training asked about snow and green too."""
-    def pairs(name: str) -> set[tuple[str, str]]:
-        return {(ep.messages[1].content, ep.messages[0].content.rstrip("?.").split()[-1])
-                for ep in sets[name] if ep.family == "yes_no"}
-    held = pairs("demo_chat_heldout.jsonl")
-    assert len({answer.split(",")[0] for answer, _ in held}) == 2  # both yes and no are asked
-    assert held - pairs("demo_chat.jsonl") == set()
 
 
 def test_a_question_has_exactly_one_answer(sets):
@@ -134,7 +129,7 @@ def test_answers_follow_one_template_per_family(sets):
         "units": r"There are \d+ [a-z]+ in an? [a-z ]+\.",
         "animal_sounds": r"An? [a-z]+ says [a-z-]+\.",
         "animal_young": r"A baby [a-z]+ is called an? [a-z]+\.",
-        "yes_no": r"(Yes|No), [a-z ]+ is [a-z]+\.",
+        "yes_no": r"(Yes, an? [a-z]+ can|No, an? [a-z]+ cannot) fly\.",
     }
     for name in ("demo_chat.jsonl", "demo_chat_heldout.jsonl"):
         for ep in sets[name]:
