@@ -16,7 +16,7 @@ import signal
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -69,6 +69,7 @@ class MyptApp(App):
         self.messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
         self._quit_when_idle = False
         self._last_notice: dict[str, float] = {}
+        self._restore_capture: Callable[[], None] = lambda: None
 
     @property
     def train_screen(self) -> TrainScreen:
@@ -76,10 +77,14 @@ class MyptApp(App):
 
     def on_mount(self) -> None:
         self.begin_capture_print(self, stdout=True, stderr=True)
+        self._restore_capture = capture_warnings_and_logs(self)
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass  # not the main thread (tests), or no SIGHUP on this platform
+
+    def on_unmount(self) -> None:
+        self._restore_capture()
 
     # -- leaving ---------------------------------------------------------------------------------
 
@@ -193,22 +198,42 @@ class _LogHandler(logging.Handler):
                                      "error" if record.levelno >= logging.ERROR else "warning"))
 
 
-def run_app(train_argv: list[str] | None = None, autostart: bool = False,
-            checkpoints: str | Path = "checkpoints") -> int:
-    """Run the app in this terminal. Python warnings and log records (from any thread, torch's
-    included) become notifications instead of text written over the screen."""
-    app = MyptApp(checkpoints=checkpoints, train_argv=train_argv, autostart=autostart)
+def _to_stream(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
+def capture_warnings_and_logs(app: MyptApp) -> Callable[[], None]:
+    """While the app runs, Python warnings and log records (from any thread, torch's included)
+    become notifications instead of text written over the screen. Returns the undo."""
+    ours = _LogHandler(app)
     root = logging.getLogger()
-    saved_handlers, saved_showwarning = root.handlers[:], warnings.showwarning
-    root.handlers[:] = [_LogHandler(app)]
+    # Handlers that write to a stream hold the real stderr from before the app started (torch
+    # configures its loggers so, with propagate off): every such handler is swapped for ours.
+    saved: list[tuple[logging.Logger, list[logging.Handler]]] = [(root, root.handlers[:])]
+    root.handlers[:] = [ours]
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and any(_to_stream(h) for h in logger.handlers):
+            saved.append((logger, logger.handlers[:]))
+            kept = [h for h in logger.handlers if not _to_stream(h)]
+            logger.handlers[:] = kept + ([ours] if not logger.propagate else [])
+    saved_showwarning = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
         app.post_message(Notice(f"{category.__name__}: {message}"))
 
     warnings.showwarning = showwarning
-    try:
-        app.run()
-    finally:
+
+    def restore() -> None:
         warnings.showwarning = saved_showwarning
-        root.handlers[:] = saved_handlers
+        for logger, handlers in saved:
+            logger.handlers[:] = handlers
+
+    return restore
+
+
+def run_app(train_argv: list[str] | None = None, autostart: bool = False,
+            checkpoints: str | Path = "checkpoints") -> int:
+    """Run the app in this terminal; its exit code."""
+    app = MyptApp(checkpoints=checkpoints, train_argv=train_argv, autostart=autostart)
+    app.run()
     return int(app.return_code or 0)

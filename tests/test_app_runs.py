@@ -220,3 +220,29 @@ async def test_a_detached_run_outlives_the_app_and_a_new_app_follows_and_stops_i
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_resume_from_the_runs_screen_continues_the_run_in_the_app(tmp_path):
+    root = tmp_path / "ckpt"
+    cfg = TrainConfig(n_layer=2, n_embd=32, n_head=2, block_size=96, batch_size=4, max_iters=8, warmup_iters=1,
+                      eval_interval=4, eval_iters=2, save_every=2, device="cpu", precision="fp32",
+                      episode_min_tokens=4)
+    seen = []
+    run_training(TrainJob(config=cfg, dataset=tiny_dataset(tmp_path / "data"), output=root / "half"),
+                 [seen.append], should_stop=lambda: any(isinstance(e, Step) and e.step >= 4 for e in seen))
+    app = MyptApp(checkpoints=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run")
+        assert cells(app, str(root / "half"))[1] == "stopped"
+        await pilot.press("ctrl+r")
+        train = app.train_screen
+        assert app.screen is train
+        assert train.query_one("#output", Input).value == str(root / "half")
+        assert train.query_one("#flags", Input).value == "--resume"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: train.state == "idle" and train.monitor.step is not None, "the resumed run")
+    starts = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, RunStart)]
+    assert [(s.resumed, s.step) for s in starts] == [(False, 0), (True, 4)]
+    done = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, Done)]
+    assert [(d.reason, d.step) for d in done] == [("stopped", 4), ("completed", 8)]

@@ -160,3 +160,62 @@ async def test_warnings_show_as_a_line_and_a_notification(tmp_path):
         await pilot.pause(0.4)  # a drain
         assert "warning: step 40: val loss 3.1 exceeds" in screen_text(app)
         assert any("overfitting" in n.message for n in app._notifications)
+
+
+async def test_warnings_and_log_records_from_a_thread_become_notifications(tmp_path):
+    import logging
+    import threading
+    import warnings
+
+    app = MyptApp(checkpoints=tmp_path / "ckpt")
+    async with app.run_test(size=SIZE) as pilot:
+        def noisy():  # as torch warns from the training thread
+            warnings.warn("TypedStorage is deprecated", UserWarning)
+            logging.getLogger("torch.distributed").warning("NCCL not found")
+
+        t = threading.Thread(target=noisy)
+        t.start()
+        t.join()
+        await pilot.pause(0.2)
+        shown = [n.message for n in app._notifications]
+        assert "UserWarning: TypedStorage is deprecated" in shown
+        assert "torch.distributed: NCCL not found" in shown
+    assert warnings.showwarning.__module__ == "warnings"  # put back when the app ended
+
+
+async def test_every_key_is_in_the_footer_at_80x24_and_the_palette_lists_the_actions(tmp_path):
+    app = MyptApp(checkpoints=tmp_path / "ckpt")
+    async with app.run_test(size=(80, 24)) as pilot:
+        lines = screen_text(app).splitlines()
+        assert lines[0].split()[:10] == ["F1", "Train", "F2", "Runs", "F3", "Chat", "F4", "Data", "F5", "Config"]
+        for key in ("^r Start", "^g Run detached", "^t Stop", "q/^c Quit", "^p palette"):
+            assert key in lines[-1]
+        await pilot.press("f2")
+        await pilot.pause(0.2)
+        for key in ("o Open", "^t Stop run", "^r Resume", "q/^c Quit", "^p palette"):
+            assert key in screen_text(app).splitlines()[-1]
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Train screen", "Runs screen", "Chat screen", "Data screen", "Config screen", "Start training",
+                "Run detached", "Stop training", "Runs: refresh", "Show messages", "Quit"} <= titles
+
+
+def test_the_plot_keeps_every_point_but_draws_bucket_means():
+    from mypt_tui.widgets.loss_plot import downsample
+
+    xs, ys = list(range(1, 11)), [float(v) for v in range(10, 0, -1)]
+    assert downsample(xs, ys, 20) == (xs, ys)
+    assert downsample(xs, ys, 5) == ([1.5, 3.5, 5.5, 7.5, 9.5], [9.5, 7.5, 5.5, 3.5, 1.5])
+    bx, by = downsample(list(range(1000)), [1.0] * 1000, 160)
+    assert len(bx) == 160 and by == [1.0] * 160 and bx[0] < bx[-1]
+
+
+async def test_a_model_given_by_mypt_train_stays_selectable_after_the_checkpoints_are_listed(dataset, tmp_path):
+    argv = ["--model", str(tmp_path / "elsewhere" / "base"), "--config", "c.toml", "--dataset", str(dataset),
+            "--output", "o"]
+    app = MyptApp(checkpoints=tmp_path / "ckpt", train_argv=argv)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        from textual.widgets import Select
+        assert app.train_screen.query_one("#init", Select).value == str(tmp_path / "elsewhere" / "base")
+        assert "--init" not in app.train_screen.form_argv()

@@ -93,6 +93,8 @@ class TrainScreen(Screen):
         self._auto_output = ""  # the generated output name, while the user has not typed their own
         self._detach_after_prepare: list[str] | None = None
         self._type = "chat"
+        self._found_init: list[tuple[str, str]] = []  # checkpoints under the root (rescanned)
+        self._pinned_init: list[tuple[str, str]] = []  # a --model the app was opened with
         try:
             self.demos: dict[str, Demo] = demos()
         except DemoMissing as e:
@@ -192,7 +194,8 @@ class TrainScreen(Screen):
         self.query_one("#dataset", Input).value = args.dataset or ""
         self.query_one("#output", Input).value = args.output or ""
         if args.model:
-            self.set_init_options([(args.model, args.model)], value=args.model)
+            self._pinned_init = [(args.model, args.model)]
+            self.set_init_options(value=args.model)
         rest = argv_from_args(args)
         for name in ("model", "init", "config", "dataset", "output", "checkpoints"):
             if f"--{name}" in rest:
@@ -223,10 +226,14 @@ class TrainScreen(Screen):
         parse_train_argv(argv)  # the same checks as the command line, before anything starts
         return argv
 
-    def set_init_options(self, extra: list[tuple[str, str]] = (), value: str | None = None) -> None:
+    def set_init_options(self, found: list[tuple[str, str]] | None = None, value: str | None = None) -> None:
+        """The Init choices: scratch, the checkpoints found, and one given by `mypt train --model`."""
         select = self.query_one("#init", Select)
         current = value or select.value
-        options = [("scratch (random weights)", SCRATCH), *extra]
+        if found is not None:
+            self._found_init = found
+        extra = [o for o in self._pinned_init if o[1] not in {v for _, v in self._found_init}]
+        options = [("scratch (random weights)", SCRATCH), *self._found_init, *extra]
         with self.prevent(Select.Changed):
             select.set_options(options)
             if current in [v for _, v in options]:
