@@ -52,7 +52,7 @@ class RunsScreen(Screen):
     DEFAULT_CSS = """
     RunsScreen #runs-table { height: 40%; min-height: 5; }
     RunsScreen #runs-actions { height: 1; padding: 0 1; }
-    RunsScreen #runs-actions Button { margin-right: 1; }
+    RunsScreen #runs-actions Button { margin-right: 1; min-width: 8; width: auto; }
     RunsScreen #runs-empty { width: 1fr; color: $text-muted; }
     RunsScreen RunMonitor { padding: 0 1; }
     """

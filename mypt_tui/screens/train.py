@@ -58,7 +58,7 @@ class TrainScreen(Screen):
                               height: auto; padding: 0 1; }
     TrainScreen #train-form Label { color: $text-muted; }
     TrainScreen #train-actions { height: 1; padding: 0 1; margin: 1 0 0 0; }
-    TrainScreen #train-actions Button { margin-right: 1; }
+    TrainScreen #train-actions Button { margin-right: 1; min-width: 8; width: auto; }
     TrainScreen #train-state { width: 1fr; color: $text-muted; }
     TrainScreen RunMonitor { padding: 0 1; }
     """

@@ -101,6 +101,11 @@ class LossPlot(PlotextPlot):
             plt.plot(*downsample(*self.train, budget), label="train", marker="braille", color="cyan")
         if self.val[0]:
             plt.plot(*downsample(*self.val, budget), label="val", marker="braille", color="orange")
+        xs = self.train[0] + self.val[0]
+        if xs:  # whole steps on the axis (plotext would label 0.0, 100.8, ...)
+            lo, hi = min(xs), max(xs)
+            ticks = sorted({int(round(t)) for t in np.linspace(lo, hi, 5)}) if hi > lo else [lo]
+            plt.xticks(ticks, [str(t) for t in ticks])
         self._version += 1
         self.refresh()
 

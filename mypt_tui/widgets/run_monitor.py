@@ -63,6 +63,7 @@ class RunMonitor(Vertical):
         self.best_val: float | None = None
         self.last_audit_step = -1
         self.status = ""
+        self.ended = ""  # "completed", "stopped" or "failed" once the run ended (no ETA then)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="mon-status")
@@ -86,6 +87,7 @@ class RunMonitor(Vertical):
     def reset(self, status: str = "") -> None:
         """Forget the shown run (a new run, or another run opened)."""
         self.max_iters, self.step, self.eval, self.best_val, self.last_audit_step = 0, None, None, None, -1
+        self.ended = ""
         self.plot.clear_points()
         self.plot.redraw()
         self.audit.clear()
@@ -137,6 +139,7 @@ class RunMonitor(Vertical):
             elif isinstance(ev, RunStart):
                 fed.started = ev
                 self.max_iters = ev.max_iters
+                self.ended = ""
                 if ev.resumed:
                     plot.truncate_after(ev.step)
                     if not replay:
@@ -161,10 +164,12 @@ class RunMonitor(Vertical):
                 self.show_warning(f"step {ev.step}: {ev.message}")
             elif isinstance(ev, RunError):
                 fed.errors.append(ev.message)
+                self.ended = "failed"
                 self.show_warning(ev.message, error=True)
                 self.set_status(f"failed at step {ev.step}")
             elif isinstance(ev, Done):
                 fed.done = ev
+                self.ended = ev.reason
                 word = "Training complete" if ev.reason == "completed" else "Training stopped"
                 best = f", best val loss {ev.best_val_loss:.4f}" if ev.best_val_loss is not None else ""
                 self.set_status(f"{word} at step {ev.step} in {fmt_duration(ev.elapsed)}{best}; "
@@ -189,7 +194,7 @@ class RunMonitor(Vertical):
             return
         bar.update(total=max(self.max_iters, s.step), progress=s.step)
         progress.update(f"epoch {s.epoch} ({s.epoch_progress:.0%}) · step {s.step}/{self.max_iters} · "
-                        f"ETA {fmt_duration(s.eta_s)}")
+                        + (self.ended or f"ETA {fmt_duration(s.eta_s)}"))
         val = ""
         if self.eval is not None:
             val = f" · val {_loss(self.eval.val_loss)}"
