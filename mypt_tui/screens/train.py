@@ -290,7 +290,8 @@ class TrainScreen(Screen):
                 self.post_message(self.Status(f"preparing {demo.input}: {done:,} episodes"
                                               + (f" of {total:,}" if total else "")))
 
-        made = ensure_prepared(demo, progress)
+        worker = get_current_worker()  # the app closing cancels it: prepare stops, writing nothing
+        made = ensure_prepared(demo, progress, should_stop=lambda: worker.is_cancelled)
         self.post_message(self.Status(f"{demo.dataset} is ready" if made else ""))
         return made
 
@@ -470,6 +471,8 @@ class TrainScreen(Screen):
         if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         if worker.group == "prepare":
+            if event.state == WorkerState.ERROR and type(worker.error).__name__ == "PrepareCancelled":
+                return
             if event.state == WorkerState.ERROR:
                 self.query_one("#train-state", Static).update("")
                 self.app.push_screen(ErrorDialog("Preparing the demo dataset failed", describe_error(worker.error)))
