@@ -335,3 +335,21 @@ def test_a_checkpoint_with_another_tokenizer_is_refused(trained, tmp_path, capsy
     prepared(tmp_path, [chat(f"e{i}", "Hi", "Hello") for i in range(10)], tokenization="gpt2", val_split=0.2)
     assert main(["eval", "--model", str(trained["run"]), "--dataset", str(tmp_path / "out")]) == 1
     assert "tokeniz" in capsys.readouterr().err
+
+
+def test_tool_turns_are_found_in_a_prepared_tool_set(tmp_path):
+    """Each calculator episode has two assistant turns; the first is a tool call, scored for validity."""
+    from tests.helpers_data import tool_episode
+
+    prepared(tmp_path, [tool_episode(f"t{i}", i, i + 1) for i in range(2, 12)], kind="tool", tokenization="char",
+             val_split=0.3, seed=2)
+    ds = open_dataset(tmp_path / "out")
+    tok = ds.tokenizer()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_embd=32, n_head=2, block_size=128, vocab_size=tok.model_vocab_size))
+    r = evaluate(model, tok, ds.split("val"))
+    assert (r.overall.episodes, r.overall.turns, r.overall.tool_turns) == (3, 6, 3)
+    assert r.overall.tool_call_validity == 0.0 and r.overall.exact == 0
+    calls = [t for t in r.turns if t.score.tool_call is not None]
+    assert [t.turn for t in calls] == [1, 1, 1]
+    assert all(t.gold.startswith('<myPT_toolcall>{"name": "calculator"') for t in calls)
