@@ -61,7 +61,8 @@ class MyptApp(App):
     run_badge: reactive[str] = reactive("")  # what trains, for the top bar of every screen
 
     def __init__(self, *, checkpoints: str | Path = "checkpoints", train_argv: list[str] | None = None,
-                 autostart: bool = False) -> None:
+                 autostart: bool = False, mode: str = "train") -> None:
+        self.DEFAULT_MODE = mode  # the screen to open on (mypt chat opens on Chat); read by App.__init__
         super().__init__()
         self.checkpoints_root = Path(checkpoints)
         self.train_argv = train_argv  # `mypt train FLAGS` opened the app: the form shows these
@@ -232,8 +233,10 @@ def capture_warnings_and_logs(app: MyptApp) -> Callable[[], None]:
 
 
 def run_app(train_argv: list[str] | None = None, autostart: bool = False,
-            checkpoints: str | Path = "checkpoints") -> int:
-    """Run the app in this terminal; its exit code."""
-    app = MyptApp(checkpoints=checkpoints, train_argv=train_argv, autostart=autostart)
+            checkpoints: str | Path = "checkpoints", mode: str = "train",
+            configure: Callable[[MyptApp], None] = lambda app: None) -> int:
+    """Run the app in this terminal, opening on `mode` (`configure` sets it up first); its exit code."""
+    app = MyptApp(checkpoints=checkpoints, train_argv=train_argv, autostart=autostart, mode=mode)
+    configure(app)
     app.run()
     return int(app.return_code or 0)

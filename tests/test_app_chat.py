@@ -10,7 +10,7 @@ from engine.checkpoint import save_checkpoint
 from engine.generate import SamplingConfig
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer
-from mypt_tui.commands.chat import starting_on
+from mypt_tui.app import MyptApp
 from mypt_tui.screens.chat import ChatLaunch, ChatScreen, ReplyUpdate
 from mypt_tui.widgets.chat_view import ChatPane
 
@@ -42,7 +42,7 @@ def checkpoints(tmp_path):
 
 
 def chat_app(root, max_new_tokens=24, model="run1"):
-    app = starting_on("chat")()
+    app = MyptApp(mode="chat")
     app.chat_launch = ChatLaunch(model=model, root=str(root), device="cpu",
                                  sampling=SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
     return app

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import edit_toml, field_error, load_config
-from mypt_tui.commands.chat import starting_on
+from mypt_tui.app import MyptApp
 from mypt_tui.screens.config import CONTINUING, ConfigScreen
 from mypt_tui.widgets.config_form import ConfigForm
 
@@ -80,7 +80,7 @@ def test_edit_toml_without_changes_gives_back_every_shipped_config_byte_for_byte
 
 async def test_edit_check_and_save_keeping_comments_blank_lines_and_key_order_then_save_as(demo, tmp_path):
     original = demo.read_text(encoding="utf-8")
-    app = starting_on("config")()
+    app = MyptApp(mode="config")
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await opened(pilot, demo)
         form = screen.query_one(ConfigForm)
@@ -136,7 +136,7 @@ async def test_edit_check_and_save_keeping_comments_blank_lines_and_key_order_th
 
 async def test_changing_the_architecture_of_a_continuation_run_warns(tmp_path):
     config = Path(shutil.copy(PHASE3A, tmp_path / "phase3a.toml"))
-    app = starting_on("config")()
+    app = MyptApp(mode="config")
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await opened(pilot, config)
         form = screen.query_one(ConfigForm)
@@ -155,7 +155,7 @@ async def test_a_mypt_json_config_opens_is_fixed_in_the_form_and_is_saved_as_tom
     src = tmp_path / "old.json"
     src.write_text(json.dumps({"n_layer": 4, "n_embd": 128, "n_head": 4, "block_size": 256,
                                "learning_rate": 3e-4, "max_iters": 100, "use_loss_mask": True}), encoding="utf-8")
-    app = starting_on("config")()
+    app = MyptApp(mode="config")
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await opened(pilot, src)
         form = screen.query_one(ConfigForm)

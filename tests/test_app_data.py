@@ -2,7 +2,7 @@
 view of an episode picked by index or id."""
 
 from engine.dataset import open_dataset
-from mypt_tui.commands.chat import starting_on
+from mypt_tui.app import MyptApp
 from mypt_tui.screens.data import DataScreen, PrepareProgress
 from mypt_tui.widgets.mask_view import MaskView, mask_tokens
 from tests.helpers_data import chat, leftovers, tool_episode, write_jsonl
@@ -21,6 +21,15 @@ async def settle(app, pilot):
         await pilot.pause()
 
 
+async def show(pilot, screen, wanted: str) -> None:
+    """Type an id or index into the episode box and press enter (clicking Show twice within
+    Textual's 0.2 s press effect would be ignored)."""
+    box = screen.query_one("#mask-episode")
+    box.value = wanted
+    box.focus()
+    await pilot.press("enter")
+
+
 def fill(screen, **values):
     for key, value in values.items():
         screen.query_one(f"#prep-{key}").value = value
@@ -30,7 +39,7 @@ async def test_prepare_shows_progress_stats_and_the_mask_of_any_episode(tmp_path
     src = write_jsonl(tmp_path / "gold.jsonl", episodes())
     out = tmp_path / "prepared"
     progress = []
-    app = starting_on("data")()
+    app = MyptApp(mode="data")
     async with app.run_test(size=(100, 32), message_hook=lambda m: progress.append(m)
                             if isinstance(m, PrepareProgress) else None) as pilot:
         screen = app.screen
@@ -66,8 +75,7 @@ async def test_prepare_shows_progress_stats_and_the_mask_of_any_episode(tmp_path
         wanted = split.find("calc01")
         screen.query_one("#mask-split").value = split.name
         await pilot.pause()
-        screen.query_one("#mask-episode").value = "calc01"
-        await pilot.click("#mask-show")
+        await show(pilot, screen, "calc01")
         await pilot.pause()
         assert screen.episode_index == wanted
         ids, mask = split.episode(wanted)
@@ -86,13 +94,11 @@ async def test_prepare_shows_progress_stats_and_the_mask_of_any_episode(tmp_path
             f"{split.name} episode {wanted} of {len(split)}: calc01, from gold.jsonl:22")
 
         # by index, and a missing id explains what exists
-        screen.query_one("#mask-episode").value = "2"
-        await pilot.click("#mask-show")
+        await show(pilot, screen, "2")
         await pilot.pause()
         assert screen.episode_index == 2
         assert view.pieces == mask_tokens(*split.episode(2), tok)
-        screen.query_one("#mask-episode").value = "nope"
-        await pilot.click("#mask-show")
+        await show(pilot, screen, "nope")
         await pilot.pause()
         assert str(view.query_one("#mask-title").render()) == (
             f"no episode 'nope' in {split.name}: give an index 0..{len(split) - 1} or an episode id")
@@ -102,7 +108,7 @@ async def test_cancel_leaves_nothing_and_a_bad_input_is_reported(tmp_path):
     src = write_jsonl(tmp_path / "gold.jsonl",
                       [chat(f"ep{i:04d}", f"Question {i}?", f"Answer {i}.") for i in range(3000)])
     out = tmp_path / "prepared"
-    app = starting_on("data")()
+    app = MyptApp(mode="data")
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         fill(screen, input=str(src), output=str(out), tokenization="char")

@@ -136,18 +136,10 @@ def _reply(session, text: str, stdout: TextIO, stderr: TextIO) -> None:
 
 def open_app(args: argparse.Namespace, sampling) -> int:
     """The app, opened on the Chat screen with the checkpoint picked."""
+    from mypt_tui.app import run_app
     from mypt_tui.screens.chat import ChatLaunch
 
-    app = starting_on("chat")(checkpoints=args.checkpoints)
-    app.chat_launch = ChatLaunch(model=args.model, system=args.system, sampling=sampling, device=args.device)
-    app.run()
-    return int(app.return_code or 0)
+    def configure(app) -> None:  # noqa: ANN001 - MyptApp, imported lazily
+        app.chat_launch = ChatLaunch(model=args.model, system=args.system, sampling=sampling, device=args.device)
 
-
-def starting_on(mode: str):
-    """MyptApp, opening on another screen (mode) than its default; the other screens load
-    when first visited. It claims app.py's module, so its stylesheet is found beside app.py."""
-    import mypt_tui.app as shell
-
-    return type(f"MyptApp_{mode}", (shell.MyptApp,),
-                {"DEFAULT_MODE": mode, "__module__": shell.MyptApp.__module__})
+    return run_app(checkpoints=args.checkpoints, mode="chat", configure=configure)
