@@ -99,3 +99,27 @@ async def test_a_missing_checkpoint_is_shown_not_fatal(setup):
         await pilot.press("q")
         await pilot.pause()
     assert app.result is None
+
+
+async def test_ctrl_o_on_the_runs_screen_evaluates_the_run_on_its_own_dataset(tmp_path):
+    from engine.config import TrainConfig
+    from engine.trainer import TrainJob, run_training
+    from mypt_tui.app import MyptApp
+    from tests.helpers_app import tiny_dataset, wait_for
+
+    root = tmp_path / "ckpt"
+    data = tiny_dataset(tmp_path / "data")
+    cfg = TrainConfig(n_layer=1, n_embd=32, n_head=2, block_size=96, batch_size=4, max_iters=2, warmup_iters=0,
+                      eval_interval=2, eval_iters=1, save_every=2, device="cpu", precision="fp32",
+                      episode_min_tokens=4)
+    run_training(TrainJob(config=cfg, dataset=data, output=root / "r1"))
+    app = MyptApp(checkpoints=root, mode="runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalScreen), "the eval modal")
+        screen = app.screen
+        assert (screen.checkpoint, screen.dataset) == (str(root / "r1" / "step_000002"), str(data))
+        await wait_for(pilot, lambda: screen.state == "done", "the eval", timeout=60)
+        rows = screen.query_one(DataTable).row_count
+        assert rows >= 2  # a family row and overall

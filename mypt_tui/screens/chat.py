@@ -135,6 +135,7 @@ class ChatScreen(Screen):
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+n", "toggle_compare", "Compare"),
+        Binding("ctrl+o", "eval", "Eval"),  # not ctrl+e: text fields use it (end of line)
         Binding("ctrl+r", "rescan", "Rescan", show=False),
         Binding("ctrl+t", "toggle_settings", "Settings"),
     ]
@@ -411,6 +412,16 @@ class ChatScreen(Screen):
             if self.sessions[p] is not None:
                 self.sessions[p].clear()
             self.query_one(f"#pane-{p}", ChatPane).clear()
+
+    def action_eval(self) -> None:
+        """Score pane A's checkpoint on the dataset it was trained on (the table of `mypt eval`)."""
+        from mypt_tui.screens.eval import open_eval
+
+        path = self.loading_path["A"]
+        if path is None:
+            self.notify("pick a checkpoint first", title="Eval", severity="warning")
+            return
+        open_eval(self, path, self.root)
 
     @on(Button.Pressed, "#rescan")
     def action_rescan(self) -> None:

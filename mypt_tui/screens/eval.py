@@ -23,6 +23,37 @@ from textual.worker import Worker, WorkerState
 from mypt_tui.commands.eval import HEADERS, metric_cells, pct
 
 
+def trained_on(checkpoint: str | Path, root: str | Path = "checkpoints") -> tuple[Path, str | None]:
+    """A checkpoint (name, run or folder) resolved, and the dataset it was trained on (from its
+    meta.json, where the trainer records it), or None when unknown (e.g. an imported model)."""
+    import json
+
+    from engine.checkpoint import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, root)
+    try:
+        dataset = json.loads((path / "meta.json").read_text(encoding="utf-8")).get("dataset")
+    except (OSError, ValueError):
+        dataset = None
+    return path, dataset if isinstance(dataset, str) and Path(dataset).is_dir() else None
+
+
+def open_eval(screen, checkpoint: str | Path, root: str | Path = "checkpoints") -> None:
+    """Push the eval of a checkpoint on the dataset it was trained on (its val split)."""
+    from engine.checkpoint import CheckpointError
+
+    try:
+        path, dataset = trained_on(checkpoint, root)
+    except (CheckpointError, FileNotFoundError) as e:
+        screen.notify(str(e), title="Eval", severity="error")
+        return
+    if dataset is None:
+        screen.notify(f"{path} does not say which prepared dataset it was trained on; run "
+                      f"`mypt eval --model {path} --dataset DIR`", title="Eval", severity="warning")
+        return
+    screen.app.push_screen(EvalScreen(path, dataset, checkpoints_root=root))
+
+
 class EvalScreen(ModalScreen[object]):
     """Dismisses with the EvalReport when the eval finished, else None."""
 

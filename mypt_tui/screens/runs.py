@@ -62,6 +62,7 @@ class RunsScreen(Screen):
         Binding("o", "open", "Open"),
         Binding("ctrl+t", "stop", "Stop run"),
         Binding("ctrl+r", "resume", "Resume"),
+        Binding("ctrl+o", "eval", "Eval"),
     ]
 
     class Scanned(Message):
@@ -237,6 +238,14 @@ class RunsScreen(Screen):
             self.notify(f"{info.name} is still running", severity="warning")
             return
         self.app.prepare_resume(info.path)
+
+    def action_eval(self) -> None:
+        """Score the selected run's newest checkpoint on its dataset's val split."""
+        from mypt_tui.screens.eval import open_eval
+
+        info = self.selected()
+        if info is not None:
+            open_eval(self, info.path, self.app.checkpoints_root)
 
     @on(Button.Pressed, "#open")
     def open_pressed(self) -> None:
