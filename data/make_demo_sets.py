@@ -431,8 +431,7 @@ def _episodes(convs: list[list[QA]], prefix: str, split: str, systems: tuple[str
 
 # -- tool episodes ------------------------------------------------------------------------------
 
-OPS = {"+": ("plus", operator.add), "-": ("minus", operator.sub), "*": ("times", operator.mul),
-       "/": ("divided by", operator.truediv)}
+OP_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
 CALC_TRAIN = ("What is {e}?", "Calculate {e}.", "Compute {e}.", "What is {w}?", "How much is {w}?",
               "Please calculate {e}.", "What does {e} equal?", "Use the calculator: {e}",
               "How much is {e}?", "Calculate {w}.")
@@ -476,7 +475,7 @@ def _expression(rng: random.Random) -> tuple[str, str]:
         a, b = rng.randint(2, 99), rng.randint(2, 99)
     else:
         a, b = rng.randint(10, 999), rng.randint(10, 999)
-    return f"{a} {op} {b}", f"{a} {OPS[op][0]} {b}"
+    return f"{a} {op} {b}", f"{a} {OP_WORDS[op]} {b}"
 
 
 def _calc_turn(rng: random.Random, templates: tuple[str, ...], seen: set[str]) -> list[dict]:

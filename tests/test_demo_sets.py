@@ -161,3 +161,15 @@ def test_tool_results_equal_the_evaluated_expression(sets, name):
     assert calls > 0.5 * len(sets[name])
     no_tool = [ep for ep in sets[name] if ep.family == "no_tool"]
     assert no_tool and all(not m.tool_calls for ep in no_tool for m in ep.messages)
+
+
+def test_the_app_calculator_returns_the_gold_results(sets):
+    """Chat's tool loop must feed back exactly the text the model was trained on."""
+    from engine.tools import default_tools
+
+    tools = default_tools()
+    for ep in sets["demo_tool.jsonl"][:300] + sets["demo_tool_heldout.jsonl"]:
+        for call, result in zip(ep.messages, ep.messages[1:]):
+            if call.tool_calls:
+                got = tools.call("calculator", call.tool_calls[0].arguments)
+                assert (got.ok, got.content) == (True, result.content), ep.id
