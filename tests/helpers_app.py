@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tests.helpers_data import chat, prepared
+from helpers_data import chat, prepared
 
 WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
 

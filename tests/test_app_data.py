@@ -5,7 +5,7 @@ from engine.dataset import open_dataset
 from mypt_tui.app import MyptApp
 from mypt_tui.screens.data import DataScreen, PrepareProgress
 from mypt_tui.widgets.mask_view import MaskView, mask_tokens
-from tests.helpers_data import chat, leftovers, tool_episode, write_jsonl
+from helpers_data import chat, leftovers, tool_episode, write_jsonl
 
 
 def episodes() -> list:

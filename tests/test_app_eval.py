@@ -12,7 +12,7 @@ from engine.dataset import open_dataset
 from engine.model import GPT, GPTConfig
 from mypt_tui.commands.eval import metric_cells
 from mypt_tui.screens.eval import EvalScreen
-from tests.helpers_data import chat, prepared, write_jsonl
+from helpers_data import chat, prepared, write_jsonl
 
 
 def episodes(n: int, prefix: str) -> list[dict]:
@@ -105,7 +105,7 @@ async def test_ctrl_o_on_the_runs_screen_evaluates_the_run_on_its_own_dataset(tm
     from engine.config import TrainConfig
     from engine.trainer import TrainJob, run_training
     from mypt_tui.app import MyptApp
-    from tests.helpers_app import tiny_dataset, wait_for
+    from helpers_app import tiny_dataset, wait_for
 
     root = tmp_path / "ckpt"
     data = tiny_dataset(tmp_path / "data")

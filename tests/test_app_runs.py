@@ -22,7 +22,7 @@ from engine.runs import latest_checkpoint, step_dir
 from engine.trainer import TrainJob, run_training
 from mypt_tui.app import MyptApp
 from mypt_tui.cli import main
-from tests.helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
+from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 

@@ -14,7 +14,7 @@ from engine.runs import latest_checkpoint, step_dir
 from mypt_tui.app import MyptApp
 from mypt_tui.tui_sink import EventBuffer
 from mypt_tui.widgets.dialogs import Confirm, ErrorDialog
-from tests.helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
+from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 
@@ -35,8 +35,8 @@ async def test_a_run_started_from_the_form_finishes_with_curve_and_audit_on_scre
     async with app.run_test(size=SIZE) as pilot:
         train = app.train_screen
         fill(train, tiny_config(tmp_path, max_iters=12, eval_interval=4), dataset, "tiny")
-        await pilot.click("#start")
-        assert train.state == "training"
+        await pilot.click("#start")  # the Pressed message may need a few more frames on a busy machine
+        await wait_for(pilot, lambda: train.state != "idle" or (root / "tiny").exists(), "the run to start")
         await wait_for(pilot, lambda: train.state == "idle", "the run to finish")
         await pilot.pause(0.1)
         monitor = train.monitor

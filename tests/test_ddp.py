@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from engine.audit import verify_audit
-from tests.helpers_data import chat, prepared
+from helpers_data import chat, prepared
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from engine.events import Done, read_events
 from mypt_tui import default_job
 from mypt_tui.cli import main
 from mypt_tui.default_job import Demo, demos, ensure_prepared, is_prepared, unique_run_name, workspace
-from tests.helpers_app import TINY_TOML, episodes
-from tests.helpers_data import write_jsonl
+from helpers_app import TINY_TOML, episodes
+from helpers_data import write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 

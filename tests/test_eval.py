@@ -21,7 +21,7 @@ from engine.render import SystemPrompt, render_episode, render_prompt, render_re
 from engine.tokenizer import gpt2
 from engine.trainer import TrainJob, run_training
 from mypt_tui.cli import main
-from tests.helpers_data import chat, prepared
+from helpers_data import chat, prepared
 
 CALL = ToolCall("calculator", {"expression": "2 + 2"})
 
@@ -339,7 +339,7 @@ def test_a_checkpoint_with_another_tokenizer_is_refused(trained, tmp_path, capsy
 
 def test_tool_turns_are_found_in_a_prepared_tool_set(tmp_path):
     """Each calculator episode has two assistant turns; the first is a tool call, scored for validity."""
-    from tests.helpers_data import tool_episode
+    from helpers_data import tool_episode
 
     prepared(tmp_path, [tool_episode(f"t{i}", i, i + 1) for i in range(2, 12)], kind="tool", tokenization="char",
              val_split=0.3, seed=2)

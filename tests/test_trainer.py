@@ -20,7 +20,7 @@ from engine.model import GPT, GPTConfig
 from engine.runs import checkpoints_in, run_info
 from engine.sampler import pack_rows
 from engine.trainer import SupervisedLoss, TrainError, TrainJob, run_training
-from tests.helpers_data import chat, prepared
+from helpers_data import chat, prepared
 
 WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
 

@@ -18,7 +18,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from mypt_tui.commands.eval import HEADERS, metric_cells, pct
 
@@ -84,6 +84,11 @@ class EvalScreen(ModalScreen[object]):
             super().__init__()
             self.report = report  # engine.eval.EvalReport
 
+    class Failed(Message):
+        def __init__(self, error: Exception) -> None:
+            super().__init__()
+            self.error = error
+
     def __init__(self, checkpoint: str | Path, dataset: str | Path, *, split: str = "val", limit: int | None = None,
                  device: str = "cpu", checkpoints_root: str | Path = "checkpoints") -> None:
         super().__init__()
@@ -112,10 +117,14 @@ class EvalScreen(ModalScreen[object]):
         from engine.eval import EvalOptions, evaluate_checkpoint
 
         worker = get_current_worker()
-        report = evaluate_checkpoint(self.checkpoint, self.dataset, EvalOptions(split=self.split, limit=self.limit),
-                                     device=self.device, root=self.root,
-                                     on_progress=lambda p: self.post_message(self.Progress(p)),
-                                     should_stop=lambda: worker.is_cancelled)
+        try:
+            report = evaluate_checkpoint(self.checkpoint, self.dataset,
+                                         EvalOptions(split=self.split, limit=self.limit), device=self.device,
+                                         root=self.root, on_progress=lambda p: self.post_message(self.Progress(p)),
+                                         should_stop=lambda: worker.is_cancelled)
+        except Exception as e:  # shown in the status line; the app goes on
+            self.post_message(self.Failed(e))
+            return
         self.post_message(self.Finished(report))
 
     @on(Progress)
@@ -147,11 +156,12 @@ class EvalScreen(ModalScreen[object]):
         self.query_one(ProgressBar).display = False
         self.query_one("#eval-keys", Static).update("esc close")
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker or event.state != WorkerState.ERROR or self.state != "running":
+    @on(Failed)
+    def show_failure(self, message: Failed) -> None:
+        if self.state != "running":
             return
         self.state = "failed"
-        self.query_one("#eval-status", Static).update(f"Eval failed: {event.worker.error}")
+        self.query_one("#eval-status", Static).update(f"Eval failed: {message.error}")
         self.query_one(ProgressBar).display = False
         self.query_one("#eval-keys", Static).update("esc close")
 
