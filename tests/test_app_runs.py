@@ -190,7 +190,6 @@ async def test_a_detached_run_outlives_the_app_and_a_new_app_follows_and_stops_i
         await pilot.press("ctrl+g")
         assert train.state == "detached"
         proc = train.detached.process  # this test's child: wait() reaps it (a zombie still has a pid)
-        pid = proc.pid
         await wait_for(pilot, lambda: train.monitor.step is not None, "the detached run's first step", 60)
         train.query_one("#start").focus()
         await pilot.press("q")  # nothing trains inside the app: it quits without asking

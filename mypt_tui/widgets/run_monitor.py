@@ -5,7 +5,6 @@ renders each batch once, so a burst of steps costs one repaint."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
