@@ -454,7 +454,7 @@ def _parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
             value = False
         else:
             raise _Invalid(f"must be true or false (or 1/0, yes/no, on/off), got {raw!r}")
-    elif f.kind == "int":
+    else:  # int, float, steps: "5", "5.0", "1e-4" (an int field takes a whole float such as 1e3)
         try:
             value = int(text)
         except ValueError:
@@ -462,15 +462,7 @@ def _parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
                 value = float(text)
             except ValueError:
                 raise shown from None
-            if not value.is_integer():
-                raise shown from None
-    else:  # float, steps
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
+            if f.kind == "int" and not value.is_integer():
                 raise shown from None
     try:
         return _check_value(f, value)

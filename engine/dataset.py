@@ -259,6 +259,17 @@ class EpisodeSplit:
         except ValueError:
             return None
 
+    def locate(self, wanted: str) -> int | None:
+        """What a user typed to name an episode: an id match wins, else a number is an index."""
+        found = self.find(wanted)
+        if found is not None:
+            return found
+        try:
+            i = int(wanted)
+        except ValueError:
+            return None
+        return i if 0 <= i < len(self) else None
+
 
 class Dataset:
     """A prepared dataset, opened and checked for consistency (see open_dataset)."""

@@ -40,6 +40,7 @@ import numpy as np
 from . import dataset as dsf
 from .episode import Episode, EpisodeError, input_files, parse_line, read_episodes
 from .render import SystemPrompt, render_episode
+from .runs import pid_alive
 from .tokenizer import CharTokenizer, Tokenizer, from_state, gpt2
 
 KINDS = ("chat", "tool")
@@ -239,18 +240,8 @@ def _remove_stale_temps(out: Path) -> None:
     """Temp folders of an earlier prepare of this output that was killed (its pid is gone)."""
     for p in out.parent.glob(f"{TEMP_PREFIX}{out.name}.*"):
         pid = p.name.rsplit(".", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _publish(tmp: Path, out: Path) -> None:

@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from helpers_data import chat, prepared
-
-WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
+from helpers_data import prepared, varied
 
 TINY_TOML = """# a tiny model for app tests (a comment the app must not need)
 n_layer = 2
@@ -32,17 +30,9 @@ log_interval = 5
 """
 
 
-def episodes(n: int) -> list[dict]:
-    out = []
-    for i in range(n):
-        q = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(1 + i % 4))
-        out.append(chat(f"ep{i:03d}", f"Say {q}.", f"{q} " * (1 + i % 3), system="Be brief."))
-    return out
-
-
 def tiny_dataset(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    prepared(folder, episodes(48), name="tinyds", tokenization="char", val_split=0.25, seed=1)
+    prepared(folder, varied(48), name="tinyds", tokenization="char", val_split=0.25, seed=1)
     return folder / "tinyds"
 
 

@@ -35,6 +35,18 @@ def many(n: int, prefix: str = "ep") -> list[dict]:
     return [chat(f"{prefix}{i:03d}", f"Question number {i}?", f"Answer number {i}.") for i in range(n)]
 
 
+WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
+
+
+def varied(n: int) -> list[dict]:
+    """Episodes of varied lengths, so micro-batches carry different numbers of supervised tokens."""
+    out = []
+    for i in range(n):
+        q = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(1 + i % 4))
+        out.append(chat(f"ep{i:03d}", f"Say {q}.", f"{q} " * (1 + i % 3), system="Be brief."))
+    return out
+
+
 def write_jsonl(path: Path, lines: Iterable[Line]) -> Path:
     """One JSON object (dict), raw text (str) or raw bytes per line."""
     out = []

@@ -10,8 +10,8 @@ from engine.events import Done, read_events
 from mypt_tui import default_job
 from mypt_tui.cli import main
 from mypt_tui.default_job import Demo, demos, ensure_prepared, is_prepared, unique_run_name, workspace
-from helpers_app import TINY_TOML, episodes
-from helpers_data import write_jsonl
+from helpers_app import TINY_TOML
+from helpers_data import varied, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def tiny_checkout(folder: Path, max_iters: int = 3) -> Path:
     (folder / "configs" / "demo").mkdir(parents=True)
     (folder / "configs" / "demo" / "chat.toml").write_text(
         TINY_TOML.format(max_iters=max_iters, eval_interval=max_iters, save_every=max_iters))
-    eps = episodes(40)
+    eps = varied(40)
     write_jsonl(folder / "data" / "demo_chat.jsonl", eps[:32])
     write_jsonl(folder / "data" / "demo_chat_heldout.jsonl", eps[32:])
     return folder

@@ -20,24 +20,13 @@ from engine.model import GPT, GPTConfig
 from engine.runs import checkpoints_in, run_info
 from engine.sampler import pack_rows
 from engine.trainer import SupervisedLoss, TrainError, TrainJob, run_training
-from helpers_data import chat, prepared
-
-WORDS = ["red", "green", "blue", "cat", "dog", "sun", "moon", "tree", "sea", "sky"]
-
-
-def episodes(n: int) -> list[dict]:
-    """Varied lengths, so micro-batches carry different numbers of supervised tokens."""
-    out = []
-    for i in range(n):
-        q = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(1 + i % 4))
-        out.append(chat(f"ep{i:03d}", f"Say {q}.", f"{q} " * (1 + i % 3), system="Be brief."))
-    return out
+from helpers_data import prepared, varied
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("data")
-    prepared(tmp, episodes(48), tokenization="char", val_split=0.25, seed=1)
+    prepared(tmp, varied(48), tokenization="char", val_split=0.25, seed=1)
     return tmp / "out"
 
 

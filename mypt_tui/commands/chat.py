@@ -14,7 +14,7 @@ import sys
 from typing import TextIO
 
 from mypt_tui.cli import flag
-from mypt_tui.commands.generate import PRESET_NAMES, pick_device, sampling_from_args
+from mypt_tui.commands.generate import add_sampling_flags, pick_device, sampling_from_args
 
 CLEAR_COMMAND = "/clear"
 
@@ -30,14 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "required with --no-ui")
     p.add_argument("--system", default=None, help="system prompt (default: none with --no-ui; the app "
                                                   "starts with a generic one you can edit)")
-    p.add_argument("--preset", default="chat", choices=PRESET_NAMES,
-                   help="sampling preset (default chat); the flags below override its values")
-    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
-    flag(p, "--top_k", type=int, default=None, help="sample among the k most likely tokens (0 = no limit)")
-    flag(p, "--top_p", type=float, default=None, help="nucleus sampling mass (1 = no limit)")
-    flag(p, "--repetition_penalty", type=float, default=None, help="> 1 discourages repeating context tokens")
-    flag(p, "--max_new_tokens", type=int, default=None, help="most tokens per reply (default: the preset's, 256)")
-    p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
+    add_sampling_flags(p, "most tokens per reply")
     flag(p, "--max_tool_rounds", type=int, default=4, help="tool calls answered in a row before the turn ends")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
     p.add_argument("--checkpoints", default="checkpoints", help="folder that --model names are looked up in")

@@ -25,7 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint name under --checkpoints, a path, a run folder (its newest step), "
                         "or a MyPT checkpoint folder")
     p.add_argument("--prompt", required=True, help="the prompt text (tags allowed)")
-    flag(p, "--max_new_tokens", type=int, default=None, help="most tokens to generate (default: the preset's, 256)")
+    add_sampling_flags(p, "most tokens to generate")
+    p.add_argument("--system", default=None, help="system prompt, used when the prompt has no tags")
+    flag(p, "--no_cache", action="store_true", help="re-run the whole context every token (reference path)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder that --model names are looked up in")
+    p.set_defaults(handler=run)
+
+
+def add_sampling_flags(p: argparse.ArgumentParser, max_tokens_help: str) -> None:
+    """--preset and the flags that override its values (read back by sampling_from_args)."""
+    flag(p, "--max_new_tokens", type=int, default=None, help=f"{max_tokens_help} (default: the preset's, 256)")
     p.add_argument("--preset", default="chat", choices=PRESET_NAMES,
                    help="sampling preset (default chat); the flags below override its values")
     p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
@@ -33,11 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag(p, "--top_p", type=float, default=None, help="nucleus sampling mass (1 = no limit)")
     flag(p, "--repetition_penalty", type=float, default=None, help="> 1 discourages repeating context tokens")
     p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
-    p.add_argument("--system", default=None, help="system prompt, used when the prompt has no tags")
-    flag(p, "--no_cache", action="store_true", help="re-run the whole context every token (reference path)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
-    p.add_argument("--checkpoints", default="checkpoints", help="folder that --model names are looked up in")
-    p.set_defaults(handler=run)
 
 
 def pick_device(name: str) -> str:

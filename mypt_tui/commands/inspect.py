@@ -51,15 +51,9 @@ def _pick(ds, split, wanted: str | None) -> int:
 
     if wanted is None:
         return 0
-    found = split.find(wanted)
+    found = split.locate(wanted)
     if found is not None:
         return found
-    try:
-        i = int(wanted)
-    except ValueError:
-        i = None
-    if i is not None and 0 <= i < len(split):
-        return i
     other = ds.split("val" if split.name == "train" else "train")
     if other is not None and other.find(wanted) is not None:
         raise DatasetError(f"episode {wanted!r} is in the {other.name} split: add --split {other.name}")

@@ -117,15 +117,9 @@ def find_episode(split, wanted: str) -> int:
     wanted = wanted.strip()
     if not wanted:
         return 0
-    found = split.find(wanted)
+    found = split.locate(wanted)
     if found is not None:
         return found
-    try:
-        i = int(wanted)
-    except ValueError:
-        i = None
-    if i is not None and 0 <= i < len(split):
-        return i
     raise ValueError(f"no episode {wanted!r} in {split.name}: give an index 0..{len(split) - 1} or an episode id")
 
 
