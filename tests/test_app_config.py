@@ -11,6 +11,7 @@ from engine.config import edit_toml, field_error, load_config
 from mypt_tui.app import MyptApp
 from mypt_tui.screens.config import CONTINUING, ConfigScreen
 from mypt_tui.widgets.config_form import ConfigForm
+from helpers_app import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASE3A = ROOT / "configs" / "sft1" / "750M_1024_chat_sft_phase3a.toml"
@@ -52,6 +53,7 @@ async def opened(pilot, path) -> ConfigScreen:
     assert isinstance(screen, ConfigScreen)
     screen.query_one("#config-path").value = str(path)
     await pilot.click("#open")
+    await wait_for(pilot, lambda: screen.path == Path(path), f"{path} to open")
     await pilot.pause()
     return screen
 
@@ -127,8 +129,7 @@ async def test_edit_check_and_save_keeping_comments_blank_lines_and_key_order_th
         await retype(pilot, form, "max_iters", "50")
         screen.query_one("#config-save-as").value = str(tmp_path / "short.toml")
         await pilot.click("#save-as")
-        await pilot.pause()
-        assert screen.path == tmp_path / "short.toml"  # the form now edits the new file
+        await wait_for(pilot, lambda: screen.path == tmp_path / "short.toml", "save as")  # the form edits it now
     assert demo.read_text(encoding="utf-8") == saved
     assert (tmp_path / "short.toml").read_text(encoding="utf-8") == saved.replace("max_iters = 300\n",
                                                                                  "max_iters = 50\n")
