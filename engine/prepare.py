@@ -177,6 +177,7 @@ def prepare(opts: PrepareOptions, on_progress: Progress | None = None,
     started = time.perf_counter()
     _check_options(opts)
     out = Path(opts.output)
+    _remove_stale_temps(out)
     _check_output(out, opts.overwrite)
     sources = [("input", Path(opts.input))]
     if opts.val_file is not None:
@@ -191,7 +192,6 @@ def prepare(opts: PrepareOptions, on_progress: Progress | None = None,
             raise PrepareError(f"the output {out} is inside the {flag} folder {path}: "
                                "it would be read as input next time; choose an output beside it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out)
     tmp = out.parent / f"{TEMP_PREFIX}{out.name}.{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -237,10 +237,14 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _remove_stale_temps(out: Path) -> None:
-    """Temp folders of an earlier prepare of this output that was killed (its pid is gone)."""
+    """Temp folders of an earlier prepare of this output that was killed (its pid is gone). One
+    killed between the two renames of _publish holds the old output and nothing is at `out`:
+    the old output goes back first."""
     for p in out.parent.glob(f"{TEMP_PREFIX}{out.name}.*"):
         pid = p.name.rsplit(".", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            if not out.exists() and (p / "old" / dsf.METADATA_FILE).exists():
+                os.rename(p / "old", out)
             shutil.rmtree(p, ignore_errors=True)
 
 

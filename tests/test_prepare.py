@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,24 @@ def test_interrupted_in_pass2_keeps_the_old_output(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prepared(tmp_path, many(12), overwrite=True)
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_prepare_killed_between_its_two_renames_gets_the_old_output_back(tmp_path):
+    """Killed after moving the old output aside and before moving the new one in: the next
+    prepare puts the old output back before anything else (and so refuses without --overwrite)."""
+    prepared(tmp_path, many(10))
+    before = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{prep.TEMP_PREFIX}out.{dead.pid}"
+    stale.mkdir()
+    (tmp_path / "out").rename(stale / "old")
+    (stale / "dataset").mkdir()  # the new one, complete or not, is thrown away
+    with pytest.raises(PrepareError, match="already exists"):
+        prepared(tmp_path, many(12))
+    after = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
     assert leftovers(tmp_path) == []
 
 
