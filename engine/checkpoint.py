@@ -17,14 +17,10 @@ A MyPT checkpoint folder (`model.pt` + `config.json` [+ `tokenizer.json`,
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
-import os
 import pickle
 import re
 import shutil
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .atomic import fsync_path, replace_folder
 from .model import GPT, GPTConfig, normalize_key
 from .tokenizer import TokenizerError, from_state
 
@@ -109,9 +106,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
         if train_state is not None:
             torch.save(train_state, tmp / TRAIN_STATE_FILE)
         for f in tmp.iterdir():
-            _fsync(f)
-        _fsync(tmp)
-        _move_into_place(tmp, path)
+            fsync_path(f)
+        fsync_path(tmp)
+        replace_folder(tmp, path, aside=path.parent / f".mypt-tmp-old-{path.name}-{uuid.uuid4().hex[:8]}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -126,49 +123,6 @@ def unwrap(model: torch.nn.Module) -> GPT:
             raise TypeError(f"expected a GPT model, got {type(model).__name__}")
         model = inner
     return model
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    if not path.exists():
-        os.rename(tmp, path)
-    elif _exchange(tmp, path):
-        shutil.rmtree(tmp)  # now holds the previous checkpoint
-    else:  # no atomic swap here: the old folder is moved aside first, removed only at the end
-        old = path.parent / f".mypt-tmp-old-{path.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(old, path)
-            raise
-        shutil.rmtree(old)
-    _fsync(path.parent)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two folders (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _fsync(p: Path) -> None:
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)

@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Iterator, Union
 import numpy as np
 
 from . import dataset as dsf
+from .atomic import replace_folder
 from .episode import Episode, EpisodeError, input_files, parse_line, read_episodes
 from .render import SystemPrompt, render_episode
 from .runs import pid_alive
@@ -198,7 +199,7 @@ def prepare(opts: PrepareOptions, on_progress: Progress | None = None,
     try:
         tmp.mkdir()
         report = _Job(opts, sources, tmp, on_progress, should_stop).run()
-        _publish(tmp, out)
+        replace_folder(tmp / "dataset", out, aside=tmp / "old")  # an old output is replaced only now
         report.output = out
         report.seconds = time.perf_counter() - started
         return report
@@ -238,7 +239,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 def _remove_stale_temps(out: Path) -> None:
     """Temp folders of an earlier prepare of this output that was killed (its pid is gone). One
-    killed between the two renames of _publish holds the old output and nothing is at `out`:
+    killed between the two renames of replace_folder holds the old output and nothing is at `out`:
     the old output goes back first."""
     for p in out.parent.glob(f"{TEMP_PREFIX}{out.name}.*"):
         pid = p.name.rsplit(".", 1)[-1]
@@ -246,21 +247,6 @@ def _remove_stale_temps(out: Path) -> None:
             if not out.exists() and (p / "old" / dsf.METADATA_FILE).exists():
                 os.rename(p / "old", out)
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished temp folder into place; an old output is replaced only now."""
-    data = tmp / "dataset"
-    if not out.exists():
-        os.rename(data, out)
-        return
-    old = tmp / "old"
-    os.rename(out, old)
-    try:
-        os.rename(data, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
 
 
 _COLUMNS = {"seq": "I", "id_hash": "Q", "content": "Q", "supervised": "I"}

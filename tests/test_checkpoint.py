@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine import atomic
 from engine import checkpoint as ck
 from engine.checkpoint import (CheckpointError, check_tokenizer, list_checkpoints, load_checkpoint, load_model,
                                load_train_state, resolve_checkpoint, save_checkpoint)
@@ -79,9 +80,9 @@ def test_a_crash_before_the_rename_leaves_the_previous_checkpoint_loadable(tmp_p
     def crash(*a, **k):
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(ck.os, "rename", crash)
-    monkeypatch.setattr(ck.os, "replace", crash)
-    monkeypatch.setattr(ck, "_exchange", crash)
+    monkeypatch.setattr(atomic.os, "rename", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
+    monkeypatch.setattr(atomic, "exchange", crash)
     with pytest.raises(OSError, match="simulated crash"):
         save(tmp_path / "best", tiny(seed=2), step=200)
     c = load_checkpoint(p)
@@ -107,7 +108,7 @@ def test_a_crash_while_writing_the_weights_leaves_the_previous_checkpoint(tmp_pa
 @pytest.mark.parametrize("atomic_swap", [True, False])
 def test_saving_over_an_existing_folder_replaces_it_whole(tmp_path, monkeypatch, atomic_swap):
     if not atomic_swap:
-        monkeypatch.setattr(ck, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     save(tmp_path / "best", tiny(seed=1), step=100, train_state={"x": 1})
     new = tiny(seed=2)
     p = save(tmp_path / "best", new, step=200)
