@@ -233,7 +233,7 @@ def summary(ms: list[float]) -> str:
 
 
 def main() -> int:
-    from mypt_tui.default_job import demos, ensure_prepared
+    from mypt_tui.services.demo import demos, ensure_prepared
 
     demo = demos(ROOT)["chat"]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-AUDIT_FILE = "audit.jsonl"
+from .layout import AUDIT_FILE
+
 GENESIS = "0" * 64
 
 

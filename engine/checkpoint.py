@@ -32,11 +32,9 @@ import torch
 from .atomic import fsync_path, replace_folder
 from .model import GPT, GPTConfig, normalize_key
 from .tokenizer import TokenizerError, from_state
+from .layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
 
 FORMAT = "mypt_checkpoint_v1"
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "meta.json"
-TRAIN_STATE_FILE = "train_state.pt"
 RESERVED_META = ("format", "model_config", "tokenizer", "step", "metrics", "created")
 STEP_DIR = re.compile(r"^step_(\d+)$")
 MYPT_FORMAT = "myPT_folder"  # meta["format"] of a checkpoint read from a MyPT folder

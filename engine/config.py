@@ -4,7 +4,7 @@ One flat namespace of keys (the guide's names) reaches the trainer through three
 checked by the same rules so a mistake reads the same wherever it was made:
 
 - a config file: TOML (mypt's format, flat, groups are comments) or MyPT's JSON;
-- command-line flags `--<key>` (and `--<key-with-dashes>`), which override the file;
+- command-line flags `--<key>` (made from FIELDS by mypt_tui.flags), which override the file;
 - the Config screen, which validates a field as it is typed and saves TOML back with the
   user's comments and key order (tomlkit).
 
@@ -16,7 +16,6 @@ the architecture from the checkpoint and only an explicit contradiction is an er
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import json
@@ -31,9 +30,9 @@ import tomli
 
 __all__ = [
     "ARCHITECTURE_KEYS", "ConfigError", "FIELDS", "Field", "GROUPS", "GROUP_TITLES", "TrainConfig",
-    "adopt_architecture", "add_config_flags", "apply_overrides", "architecture_conflicts",
+    "adopt_architecture", "apply_overrides", "architecture_conflicts",
     "edit_toml", "field_error", "format_value", "load_config", "load_config_text",
-    "overrides_from_args", "parse_field", "resolve_config_path", "save_config_preserving",
+    "parse_field", "parse_flag", "resolve_config_path", "save_config_preserving",
     "to_toml", "validate_values",
 ]
 
@@ -762,6 +761,14 @@ def parse_field(name: str, raw: Any) -> Any:
         raise ConfigError([f"{name} {e}"], {name: f"{name} {e}"}) from None
 
 
+def parse_flag(name: str, raw: str) -> Any:
+    """The value of `--name RAW` on a command line: like parse_field, but unset is not a choice."""
+    try:
+        return _parse_text(FIELDS[name], raw, allow_unset=False)
+    except _Invalid as e:
+        raise ConfigError([f"--{name} {e}"], {name: str(e)}) from None
+
+
 def field_error(name: str, raw_value: Any) -> str | None:
     """None if the value is allowed for the key on its own, else why not (for a form field)."""
     try:
@@ -801,58 +808,6 @@ def validate_values(values: Mapping[str, Any], source: str = "form") -> TrainCon
     if problems:
         raise ConfigError(problems, by_key)
     return _build(raw, {k: source for k in raw}, where=lambda k: source)
-
-
-# ---------------------------------------------------------------------------------------------
-# Flags
-# ---------------------------------------------------------------------------------------------
-
-def _flag_type(f: Field) -> Callable[[str], Any]:
-    def parse(raw: str) -> Any:
-        try:
-            return _parse_text(f, raw, allow_unset=False)
-        except _Invalid as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    return parse
-
-
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION"}
-
-
-def add_config_flags(parser: argparse._ActionsContainer,
-                     flag: Callable[..., argparse.Action] | None = None) -> None:
-    """Add `--<key>` (and `--<key-with-dashes>`) for every key, default None, one argument
-    group per config group. A bool flag alone means true (`--compile`); it also takes
-    true/false/1/0/yes/no. Pass `flag` (mypt_tui.cli.flag) to make the names its way.
-    """
-    for group_id, title in GROUPS:
-        group = parser.add_argument_group(f"config: {title}")  # type: ignore[attr-defined]
-        for f in FIELDS.values():
-            if f.group != group_id:
-                continue
-            kw: dict[str, Any] = dict(
-                dest=f.name, default=None, type=_flag_type(f),
-                help=f"{f.help}; {f.allowed} (default: {format_value(f.name, f.default) or 'unset'})"
-                .replace("%", "%%"),
-            )
-            if f.kind == "choice":
-                kw["metavar"] = "{" + ",".join(f.choices) + "}"
-            else:
-                kw["metavar"] = _METAVARS[f.kind]
-            if f.kind == "bool":
-                kw.update(nargs="?", const=True)
-            if flag is not None:
-                flag(group, f"--{f.name}", **kw)
-            else:
-                names = [f"--{f.name}"]
-                if "_" in f.name:
-                    names.append(f"--{f.name.replace('_', '-')}")
-                group.add_argument(*names, **kw)
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys given as flags (and only those), as key -> value."""
-    return {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
 
 
 def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any],

@@ -28,15 +28,10 @@ import numpy as np
 
 from .episode import Episode
 from .tokenizer import Tokenizer, TokenizerError, from_state
+from .layout import (DATASET_FORMAT, EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE,
+                     TOKENS_FILE)
 
-FORMAT = "episode_indexed_sft_v1"
-SPLITS = ("train", "val")
-TOKENS_FILE = "tokens.bin"
-MASK_FILE = "mask.bin"
-INDEX_FILE = "episodes.idx"
-EPISODES_FILE = "episodes.jsonl"
-METADATA_FILE = "dataset_metadata.json"
-TOKENIZER_FILE = "tokenizer_state.json"
+FORMAT = DATASET_FORMAT
 
 TOKEN_DTYPE = np.dtype("<u4")
 MASK_DTYPE = np.dtype("u1")

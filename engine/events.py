@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
-EVENTS_FILE = "events.jsonl"
+from .layout import EVENTS_FILE
+
 
 
 @dataclass

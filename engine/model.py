@@ -21,11 +21,10 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-POS_ENCODINGS = ("learned", "rope")
+from .layout import MLP_TYPES, NORM_TYPES, POS_ENCODINGS
+
 # gelu: exact GELU (nanoGPT, MyPT); gelu_tanh: GPT-2's tanh approximation (imported GPT-2
 # weights were trained with it); swiglu: gated SiLU MLP (LLaMA, MyPT's modern variant).
-MLP_TYPES = ("gelu", "gelu_tanh", "swiglu")
-NORM_TYPES = ("layernorm", "rmsnorm")
 RMSNORM_EPS = 1e-6  # MyPT's RMSNorm epsilon
 LAYERNORM_EPS = 1e-5  # torch's and GPT-2's
 

@@ -43,12 +43,10 @@ from .episode import Episode, EpisodeError, input_files, parse_line, read_episod
 from .render import SystemPrompt, render_episode
 from .runs import pid_alive
 from .tokenizer import CharTokenizer, Tokenizer, from_state, gpt2
+from .layout import KINDS, TEMP_PREFIX, TOKENIZATIONS
 
-KINDS = ("chat", "tool")
-TOKENIZATIONS = ("gpt2", "char")
 DEFAULT_SEED = 1337
 DEFAULT_VAL_SPLIT = 0.1
-TEMP_PREFIX = ".mypt-tmp-"  # temp folders beside the output (git-ignored)
 KEEP_SKIPPED = 1000  # skipped episodes listed by message (all are counted)
 PARALLEL_MIN_LINES = 20_000  # smaller inputs render in-process (starting workers costs ~1 s)
 _CHUNK_EPISODES = 1024  # episodes rendered per chunk (and per worker task)

@@ -1,5 +1,6 @@
 """Run folders: where a run's files live, which checkpoint is the latest, and what state it is in.
 
+RunStatus folds a run's events into its state; RunScanner lists the runs of a folder.
 A run folder (`checkpoints/<name>/`) holds `run.json` (how it was started), `config.toml` (the
 resolved config), `events.jsonl`, `audit.jsonl`, a `step_NNNNNN/` checkpoint per save and `best/`.
 """
@@ -11,30 +12,28 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .events import EVENTS_FILE, Done, Eval, RunError, RunStart, Step, read_events
+from .events import Done, Eval, Event, RunError, RunStart, Step, read_events
+from .layout import BEST_DIR, CONFIG_FILE, EVENTS_FILE, META_FILE, RUN_FILE, STEP_PREFIX, TRAIN_STATE_FILE
 
-RUN_FILE = "run.json"
-CONFIG_FILE = "config.toml"
-BEST_DIR = "best"
 
 
 def step_dir(run: Path, step: int) -> Path:
-    return Path(run) / f"step_{step:06d}"
+    return Path(run) / f"{STEP_PREFIX}{step:06d}"
 
 
 def checkpoints_in(run: Path) -> list[tuple[int, Path]]:
     """(step, folder) of every complete step checkpoint in a run, oldest first."""
     out = []
-    for p in Path(run).glob("step_*"):
-        if p.is_dir() and p.name[5:].isdigit() and (p / "meta.json").exists():
-            out.append((int(p.name[5:]), p))
+    for p in Path(run).glob(f"{STEP_PREFIX}*"):
+        if p.is_dir() and p.name[len(STEP_PREFIX):].isdigit() and (p / META_FILE).exists():
+            out.append((int(p.name[len(STEP_PREFIX):]), p))
     return sorted(out)
 
 
 def latest_checkpoint(run: Path, *, resumable: bool = False) -> Path | None:
     """The newest step checkpoint (with `resumable`, the newest that has train_state.pt)."""
     for _, p in reversed(checkpoints_in(run)):
-        if not resumable or (p / "train_state.pt").exists():
+        if not resumable or (p / TRAIN_STATE_FILE).exists():
             return p
     return None
 
@@ -56,7 +55,54 @@ def pid_alive(pid: int | None) -> bool:
 
 
 @dataclass
+class RunStatus:
+    """What a run's events say so far, folded one event at a time (`apply`): the one reading of
+    a run's state, shared by `mypt runs`, the console renderer and the app's run monitor."""
+
+    max_iters: int = 0
+    pid: int | None = None
+    step: Step | None = None  # the last step event
+    eval: Eval | None = None  # the last eval event
+    best_val_loss: float | None = None
+    ended: str = ""  # "", or completed / stopped / failed once the run ended
+    message: str = ""  # why it failed
+    at_step: int = 0  # the last step reached (a resume starts again at its checkpoint's step)
+
+    def apply(self, ev: Event) -> None:
+        if isinstance(ev, RunStart):
+            self.max_iters, self.pid, self.at_step, self.ended = ev.max_iters, ev.pid, ev.step, ""
+            if not ev.resumed:
+                self.step = self.eval = self.best_val_loss = None
+        elif isinstance(ev, Step):
+            self.step, self.at_step = ev, ev.step
+        elif isinstance(ev, Eval):
+            self.eval = ev
+            if ev.val_loss is not None and (self.best_val_loss is None or ev.val_loss < self.best_val_loss):
+                self.best_val_loss = ev.val_loss
+        elif isinstance(ev, Done):
+            self.ended = ev.reason
+        elif isinstance(ev, RunError):
+            self.ended, self.message = "failed", ev.message
+
+    @property
+    def loss(self) -> float | None:
+        return self.step.loss if self.step is not None else None
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.eval.val_loss if self.eval is not None else None
+
+    def state(self) -> str:
+        """running, completed, stopped, failed, or interrupted (its process is gone unfinished)."""
+        if self.ended:
+            return self.ended
+        return "running" if pid_alive(self.pid) else "interrupted"
+
+
+@dataclass
 class RunInfo:
+    """One row of the runs list."""
+
     name: str
     path: Path
     status: str  # running, completed, stopped, failed, interrupted, new
@@ -73,42 +119,58 @@ class RunInfo:
 def run_info(path: Path) -> RunInfo:
     """Status and last metrics of a run, from its events.jsonl alone."""
     path = Path(path)
-    info = RunInfo(path.name, path, "new")
     events_path = path / EVENTS_FILE
     if not events_path.exists():
-        return info
-    info.updated = events_path.stat().st_mtime
-    ended = None
+        return RunInfo(path.name, path, "new")
+    updated = events_path.stat().st_mtime
+    status = RunStatus()
     for ev in read_events(events_path):
-        if isinstance(ev, RunStart):
-            info.max_iters, info.pid, ended = ev.max_iters, ev.pid, None
-            info.step = ev.step
-        elif isinstance(ev, Step):
-            info.step, info.loss = ev.step, ev.loss
-        elif isinstance(ev, Eval):
-            info.val_loss = ev.val_loss
-            if ev.val_loss is not None and (info.best_val_loss is None or ev.val_loss < info.best_val_loss):
-                info.best_val_loss = ev.val_loss
-        elif isinstance(ev, (Done, RunError)):
-            ended = ev
-    if isinstance(ended, Done):
-        info.status = ended.reason
-    elif isinstance(ended, RunError):
-        info.status, info.message = "failed", ended.message
-    elif pid_alive(info.pid):
-        info.status = "running"
-    else:
-        info.status = "interrupted"
-    return info
+        status.apply(ev)
+    return RunInfo(path.name, path, status.state(), step=status.at_step, max_iters=status.max_iters,
+                   loss=status.loss, val_loss=status.val_loss, best_val_loss=status.best_val_loss,
+                   updated=updated, pid=status.pid, message=status.message)
+
+
+class RunScanner:
+    """The runs under a checkpoints folder, newest first. Rescanning often is cheap: a run's
+    events.jsonl is read again only when its size or time changed; otherwise only whether a
+    running run's process is still alive is checked."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, int], RunInfo]] = {}
+
+    def scan(self, root: Path) -> list[RunInfo]:
+        root = Path(root)
+        if not root.is_dir():
+            return []
+        out = []
+        seen = set()
+        for path in root.iterdir():
+            if not path.is_dir() or path.name.startswith(".") or not is_run(path):
+                continue
+            seen.add(path)
+            try:
+                st = (path / EVENTS_FILE).stat()
+                key = (st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                key = (0, 0)
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == key:
+                info = cached[1]
+                if info.status == "running" and not pid_alive(info.pid):
+                    info.status = "interrupted"
+            else:
+                info = run_info(path)
+                self._cache[path] = (key, info)
+            out.append(info)
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return sorted(out, key=lambda r: r.updated, reverse=True)
 
 
 def list_runs(root: Path = Path("checkpoints")) -> list[RunInfo]:
     """Every run under root, newest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs = [run_info(p) for p in root.iterdir() if p.is_dir() and is_run(p)]
-    return sorted(runs, key=lambda r: r.updated, reverse=True)
+    return RunScanner().scan(root)
 
 
 def read_run_file(run: Path) -> dict:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from helpers_data import prepared, varied
+from helpers_data import prepared, varied, write_jsonl
 
 TINY_TOML = """# a tiny model for app tests (a comment the app must not need)
 n_layer = 2
@@ -41,6 +41,17 @@ def tiny_config(folder: Path, max_iters: int = 12, eval_interval: int = 4, save_
     path = folder / name
     path.write_text(TINY_TOML.format(max_iters=max_iters, eval_interval=eval_interval, save_every=save_every))
     return path
+
+
+def tiny_checkout(folder: Path, max_iters: int = 3) -> Path:
+    """A folder shaped like the checkout: a tiny demo config and a small gold set."""
+    (folder / "configs" / "demo").mkdir(parents=True)
+    (folder / "configs" / "demo" / "chat.toml").write_text(
+        TINY_TOML.format(max_iters=max_iters, eval_interval=max_iters, save_every=max_iters))
+    eps = varied(40)
+    write_jsonl(folder / "data" / "demo_chat.jsonl", eps[:32])
+    write_jsonl(folder / "data" / "demo_chat_heldout.jsonl", eps[32:])
+    return folder
 
 
 async def wait_for(pilot, cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

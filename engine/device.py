@@ -1,0 +1,42 @@
+"""The one device and precision resolver: training, generation, chat and eval all ask here."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+
+class DeviceError(ValueError):
+    """A device or precision this machine cannot give, worded for the user."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` is cuda when a GPU is available, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"device = {name!r} but no CUDA GPU is available; use device = \"cpu\" or \"auto\"")
+    return torch.device(name)
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None = plain fp32): `auto` is bf16 on GPUs that support it, else fp16
+    on a GPU, and fp32 on the CPU."""
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "fp16" and device.type != "cuda":
+        raise DeviceError("precision = \"fp16\" needs a CUDA GPU; use fp32 or bf16 on the CPU")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
+    """Mixed precision where asked for; a no-op context in fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,1 @@
+"""The terminal app: app (the shell), screens/ (one per mode) and widgets/."""

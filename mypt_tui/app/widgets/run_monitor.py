@@ -1,0 +1,185 @@
+"""One run on screen: progress with epoch/step/ETA, loss/LR/tokens-per-second, warnings, the loss
+plot and the episode-audit log. Fed batches of engine events (live, followed or replayed); it
+renders each batch once, so a burst of steps costs one repaint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ProgressBar, Static
+
+from engine.events import CheckpointSaved, Done, EpochEnd, Eval, Event, RunError, RunStart, RunWarning, Step
+from engine.runs import RunStatus
+from mypt_tui.app.widgets.audit_log import AuditLog, step_line
+from mypt_tui.app.widgets.loss_plot import LossPlot
+from mypt_tui.present.console import done_line
+from mypt_tui.present.numbers import fmt_duration, loss
+
+
+@dataclass
+class Fed:
+    """What a batch of events brought that the screen may want to announce."""
+
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    done: Done | None = None
+    started: RunStart | None = None
+
+
+class RunMonitor(Vertical):
+    DEFAULT_CSS = """
+    RunMonitor { height: 1fr; }
+    RunMonitor #mon-progress-row { height: 1; }
+    RunMonitor #mon-bar { width: auto; margin-right: 1; }
+    RunMonitor #mon-bar Bar { width: 20; }
+    RunMonitor #mon-progress { width: 1fr; }
+    RunMonitor #mon-metrics { height: 1; }
+    RunMonitor #mon-status { height: auto; max-height: 3; color: $text-muted; }
+    RunMonitor #mon-warning { height: auto; max-height: 2; color: $warning; display: none; }
+    RunMonitor #mon-warning.-shown { display: block; }
+    RunMonitor #mon-warning.-error { color: $error; }
+    RunMonitor #mon-body { height: 1fr; }
+    RunMonitor LossPlot { width: 3fr; }
+    RunMonitor AuditLog { width: 2fr; border-left: vkey $panel; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.run = RunStatus()  # the shown run's state, folded from its events
+        self.last_audit_step = -1
+        self.status = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="mon-status")
+        with Horizontal(id="mon-progress-row"):
+            yield ProgressBar(total=1, show_eta=False, id="mon-bar")
+            yield Static("", id="mon-progress")
+        yield Static("", id="mon-metrics")
+        yield Static("", id="mon-warning")
+        with Horizontal(id="mon-body"):
+            yield LossPlot(id="mon-plot")
+            yield AuditLog(id="mon-audit")
+
+    @property
+    def step(self) -> Step | None:
+        return self.run.step
+
+    @property
+    def max_iters(self) -> int:
+        return self.run.max_iters
+
+    @property
+    def plot(self) -> LossPlot:
+        return self.query_one(LossPlot)
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.query_one(AuditLog)
+
+    def reset(self, status: str = "") -> None:
+        """Forget the shown run (a new run, or another run opened)."""
+        self.run, self.last_audit_step = RunStatus(), -1
+        self.plot.clear_points()
+        self.plot.redraw()
+        self.audit.clear()
+        warning = self.query_one("#mon-warning", Static)
+        warning.update("")
+        warning.remove_class("-shown", "-error")
+        self.set_status(status)
+        self._render_numbers()
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+        self.query_one("#mon-status", Static).update(text)
+
+    def show_warning(self, text: str, error: bool = False) -> None:
+        w = self.query_one("#mon-warning", Static)
+        w.update(("error: " if error else "warning: ") + text)
+        w.add_class("-shown")
+        w.set_class(error, "-error")
+
+    def load_audit(self, lines: list[str], last_step: int) -> None:
+        """Show a replayed audit.jsonl (the authority on what trained: a resume cut the redone steps).
+
+        Call it before `feed(events, replay=True)`: steps the audit already shows are not repeated.
+        """
+        self.audit.clear()
+        self.audit.write_lines(lines)
+        self.last_audit_step = last_step
+
+    def feed(self, events: list[Event], replay: bool = False) -> Fed:
+        """Apply a batch of events, then render once. `replay`: a run's history read back after
+        `load_audit`, whose run starts must not clear the audit log."""
+        fed = Fed()
+        if not events:
+            return fed
+        lines: list[str] = []
+        plot = self.plot
+        for ev in events:
+            self.run.apply(ev)
+            if isinstance(ev, Step):
+                plot.add_train(ev.step, ev.loss)
+                if ev.step > self.last_audit_step:
+                    lines.append(step_line(ev.step, ev.epoch, ev.episodes))
+                    self.last_audit_step = ev.step
+            elif isinstance(ev, Eval):
+                plot.add_val(ev.step, ev.val_loss)
+            elif isinstance(ev, RunStart):
+                fed.started = ev
+                if ev.resumed:
+                    plot.truncate_after(ev.step)
+                    if not replay:
+                        self.last_audit_step = ev.step
+                        lines.append(f"{'':>6} resumed at step {ev.step}")
+                else:
+                    plot.clear_points()
+                    if not replay:
+                        self.last_audit_step = -1
+                        self.audit.clear()
+                        lines.clear()
+                self.set_status(f"{'Resumed' if ev.resumed else 'Started'} {ev.run_dir} at step {ev.step} "
+                                f"(weights: {ev.init}; {ev.model.get('params', 0):,} parameters)")
+            elif isinstance(ev, EpochEnd) and not replay:
+                lines.append(f"{'':>6} epoch {ev.epoch} done: {ev.trained} trained"
+                             + (f", {ev.dropped} dropped" if ev.dropped else ""))
+            elif isinstance(ev, CheckpointSaved):
+                self.set_status(f"step {ev.step}: saved {ev.kind} checkpoint {ev.path}")
+            elif isinstance(ev, RunWarning):
+                fed.warnings.append(ev.message)
+                self.show_warning(f"step {ev.step}: {ev.message}")
+            elif isinstance(ev, RunError):
+                fed.errors.append(ev.message)
+                self.show_warning(ev.message, error=True)
+                self.set_status(f"failed at step {ev.step}")
+            elif isinstance(ev, Done):
+                fed.done = ev
+                self.set_status(done_line(ev))
+        with self.app.batch_update():
+            if lines:
+                self.audit.write_lines(lines)
+            if fed.done is not None or fed.started is not None or replay:
+                plot.redraw()  # else its own timer draws the new points, at most once a second
+            self._render_numbers()
+        return fed
+
+    def _render_numbers(self) -> None:
+        bar = self.query_one(ProgressBar)
+        progress = self.query_one("#mon-progress", Static)
+        metrics = self.query_one("#mon-metrics", Static)
+        s = self.step
+        if s is None:
+            bar.update(total=self.max_iters or 1, progress=0)  # never indeterminate: that animates forever
+            progress.update(f"step 0/{self.max_iters}" if self.max_iters else "")
+            metrics.update("")
+            return
+        bar.update(total=max(self.max_iters, s.step), progress=s.step)
+        progress.update(f"epoch {s.epoch} ({s.epoch_progress:.0%}) · step {s.step}/{self.max_iters} · "
+                        + (self.run.ended or f"ETA {fmt_duration(s.eta_s)}"))
+        val = ""
+        if self.run.eval is not None:
+            val = f" · val {loss(self.run.val_loss)}"
+            if self.run.best_val_loss is not None:
+                val += f" (best {loss(self.run.best_val_loss)})"
+        metrics.update(f"loss {loss(s.loss)}{val} · lr {s.lr:.2e} · {s.tokens_per_s:,.0f} tok/s")

@@ -1,0 +1,1 @@
+"""The `mypt` command: main (the parser and dispatch) and one module per subcommand."""

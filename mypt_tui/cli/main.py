@@ -1,0 +1,40 @@
+"""`mypt`: one console script. No arguments opens the terminal app; subcommands run headless.
+
+Each subcommand lives in `mypt_tui/cli/<name>.py` with `register(subparsers)` (which sets
+`handler`); heavy imports (torch, textual) happen inside the handlers, so `mypt --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mypt_tui.cli import audit, chat, default, eval, generate, importer, inspect, prepare, runs, serve, train
+from mypt_tui.flags import flag
+
+# in the order `mypt --help` lists them
+COMMANDS = (generate, importer, prepare, inspect, train, audit, runs, serve, chat, eval)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mypt",
+        description="Chat fine-tuning (SFT) of a small GPT. With no command, opens the terminal app.",
+    )
+    flag(parser, "--no_ui", action="store_true",
+         help="run the app's default job (the demo config and gold set) headless")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        return default.run(args.no_ui)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

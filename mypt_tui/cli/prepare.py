@@ -1,0 +1,159 @@
+"""`mypt prepare chat|tool`: gold episodes -> a prepared dataset (the guide's prepare scripts).
+
+Results go to stdout, progress and warnings to stderr; the exit code is 0 only on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from mypt_tui.flags import flag
+
+SHOW_SKIPPED = 20  # skipped episodes listed on stdout; the rest are counted
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare", help="prepare gold episodes (JSONL) into an episode-indexed SFT dataset",
+        description="Render gold episodes with the one conversation renderer and write the "
+                    "episode_indexed_sft_v1 dataset (tokens, loss mask, index, episode records).")
+    p.add_argument("kind", choices=("chat", "tool"),
+                   help="chat: conversations; tool: tool-calling episodes (the set must contain tool calls)")
+    flag(p, "--input", required=True, help="a JSONL/JSON file or a folder of them")
+    flag(p, "--output", "--output_dir", "--output-dir", dest="output", required=True,
+         help="the dataset folder to create")
+    flag(p, "--tokenization", choices=("gpt2", "char"), default="gpt2", help="default: gpt2")
+    flag(p, "--val_split", type=float, default=None,
+         help="fraction of episodes drawn into val (default 0.1; ignored with --val_file)")
+    flag(p, "--val_file", default=None, help="a separate validation input (no random split)")
+    flag(p, "--seed", type=int, default=None, help="seed of the train/val split (default 1337)")
+    flag(p, "--system_prompt", default=None, help="system text for episodes that have none of their own")
+    flag(p, "--no_system_prompt", action="store_true", help="drop every system block")
+    flag(p, "--strict", action="store_true",
+         help="fail (exit 1, nothing written) at the first invalid episode instead of skipping it")
+    flag(p, "--overwrite", action="store_true", help="replace an existing prepared dataset at --output")
+    flag(p, "--workers", type=int, default=None,
+         help="processes that render episodes (default: several for inputs of 20,000+ lines)")
+    flag(p, "--verbose", "-v", action="store_true",
+         help="also print per-file counts and the first episode rendered with its loss mask")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.prepare import DEFAULT_SEED, DEFAULT_VAL_SPLIT, PrepareError, PrepareOptions, prepare
+
+    if args.val_file is not None and args.val_split is not None:
+        print("warning: --val_split is ignored with --val_file", file=sys.stderr)
+    opts = PrepareOptions(
+        input=args.input, output=args.output, kind=args.kind, tokenization=args.tokenization,
+        val_split=DEFAULT_VAL_SPLIT if args.val_split is None else args.val_split,
+        val_file=args.val_file, seed=DEFAULT_SEED if args.seed is None else args.seed,
+        system_prompt=args.system_prompt, no_system_prompt=args.no_system_prompt,
+        strict=args.strict, overwrite=args.overwrite, workers=args.workers)
+    progress = _Progress()
+    previous = _sigterm_as_interrupt()
+    try:
+        report = prepare(opts, on_progress=progress)
+    except PrepareError as e:
+        progress.clear()
+        print(f"error: {e}", file=sys.stderr)
+        if args.strict:
+            print("--strict: nothing was written", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.clear()
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    progress.clear()
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print_summary(report, args.output)
+    if args.verbose:
+        print_verbose(report)
+    return 0
+
+
+def print_summary(report, output: str) -> None:
+    """The guide's "Expected output" block, then our figures."""
+    out = output.rstrip("/\\") + "/"
+    print("Dataset preparation complete!")
+    print(f"  Format: {report.metadata['format']}")
+    print(f"  Train episodes: {report.train_episodes}")
+    print(f"  Val episodes:   {report.val_episodes}")
+    print(f"  Output: {out}")
+    print(f"  Tokenization: {report.tokenization}")
+    print(f"  Train tokens:   {report.train_tokens:,} ({report.train_supervised:,} supervised, "
+          f"mask ratio {report.train_mask_ratio:.1%})")
+    print(f"  Val tokens:     {report.val_tokens:,} ({report.val_supervised:,} supervised, "
+          f"mask ratio {report.val_mask_ratio:.1%})")
+    meta = report.metadata
+    if report.kind == "tool" or meta["episodes_with_tool_calls"]:
+        tools = ", ".join(f"{k} {v}" for k, v in meta["tool_calls"].items())
+        print(f"  Episodes with tool calls: {meta['episodes_with_tool_calls']} ({tools})")
+    if meta["prepare_mode"] == "val_split":
+        print(f"  Split: random, seed {meta['seed']}, val_split {meta['val_split']:g}")
+    else:
+        print(f"  Split: val from {meta['options']['val_file']}")
+    print(f"  Train/val overlap: {report.overlap} val episodes with the same content as a train episode")
+    rate = report.episodes / report.seconds if report.seconds else 0.0
+    print(f"  Time: {report.seconds:.1f} s ({rate:,.0f} episodes/s)")
+    if report.skipped_total:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped_by_reason.items(), key=lambda kv: -kv[1]))
+        print(f"  Skipped episodes: {report.skipped_total} ({reasons})")
+        for line in report.skipped[:SHOW_SKIPPED]:
+            print(f"    {line}")
+        if report.skipped_total > SHOW_SKIPPED:
+            print(f"    ... and {report.skipped_total - SHOW_SKIPPED} more")
+    else:
+        print("  Skipped episodes: 0")
+
+
+def print_verbose(report) -> None:
+    from engine.dataset import open_dataset
+    from mypt_tui.cli.inspect import show_episode
+
+    print("\nPer file:")
+    for fc in report.files:
+        print(f"  [{fc.input}] {fc.file}: {fc.episodes} episodes, {fc.skipped} skipped")
+    ds = open_dataset(report.output)
+    print()
+    show_episode(ds, ds.split("train"), 0)
+
+
+class _Progress:
+    """Progress on stderr: a line rewritten in place on a terminal, nothing when redirected."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if not self.tty or now - self.last < 0.2:
+            return
+        self.last = now
+        of = f" of ~{total:,}" if total else ""
+        print(f"\rprepare: {done:,}{of} episodes read", end="", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+            self.shown = False
+
+
+def _sigterm_as_interrupt():
+    """A SIGTERM (kill, a closed SSH session's hangup) cleans up like ctrl+c does."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        return signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread
+        return None

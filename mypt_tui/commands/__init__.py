@@ -1,1 +1,0 @@
-"""One module per `mypt` subcommand: `register(subparsers)` adds its flags, `run(args)` does it."""

@@ -1,0 +1,1 @@
+"""The app's services: the training session, the demo catalogue, processes and event buffers."""

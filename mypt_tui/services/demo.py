@@ -1,0 +1,141 @@
+"""The demo catalogue, the embedded default job: the demo configs and demo gold sets, prepared on first use.
+
+`mypt` opens the app on it and `mypt --no-ui` trains it headless. Where the files come from:
+the current directory when it is a mypt checkout (it has configs/demo/ and data/demo_*.jsonl),
+else the checkout the package was installed from (an editable install). Paths are shown
+relative to the current directory when they are under it. Runs go to `checkpoints/` under the
+current directory, as for every other mypt command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine.layout import METADATA_FILE
+from engine.train.job import SCRATCH, TrainRequest
+
+PREPARED_DIR = Path("data") / "prepared"  # git-ignored
+
+
+class DemoMissing(Exception):
+    """Neither the current directory nor the installed package is a mypt checkout."""
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One training type of the app's form (the guide's WebUI "Training Type")."""
+
+    kind: str  # "chat" | "tool": the `mypt prepare` kind
+    title: str
+    config: Path
+    input: Path
+    val_file: Path
+    dataset: Path  # where it is prepared (gpt2 tokenization)
+    run_prefix: str  # default run names are <prefix>_<timestamp>
+
+
+TITLES = {"chat": "Chat SFT", "tool": "Tool SFT"}
+
+
+def is_checkout(path: Path) -> bool:
+    return (path / "configs" / "demo" / "chat.toml").is_file() and (path / "data" / "demo_chat.jsonl").is_file()
+
+
+def workspace() -> Path:
+    """The folder the demo files are read from (see the module docstring)."""
+    here = Path.cwd()
+    if is_checkout(here):
+        return here
+    installed = Path(__file__).resolve().parents[2]  # mypt_tui/services/demo.py -> the checkout
+    if is_checkout(installed):
+        return installed
+    raise DemoMissing("the demo config and gold sets were not found: run mypt from the mypt checkout "
+                      "(the folder with configs/demo/ and data/demo_chat.jsonl), or install it with "
+                      "`pip install -e .` from there")
+
+
+def shown(path: Path) -> Path:
+    """A path as the user should read it: relative when under the current directory."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def demos(root: Path | None = None) -> dict[str, Demo]:
+    root = workspace() if root is None else root
+    out = {}
+    for kind in ("chat", "tool"):
+        out[kind] = Demo(kind=kind, title=TITLES[kind], config=shown(root / "configs" / "demo" / f"{kind}.toml"),
+                         input=shown(root / "data" / f"demo_{kind}.jsonl"),
+                         val_file=shown(root / "data" / f"demo_{kind}_heldout.jsonl"),
+                         dataset=shown(root / PREPARED_DIR / f"demo_{kind}"), run_prefix=f"demo_{kind}")
+    return out
+
+
+def find_demo(dataset: str | Path, root: Path | None = None) -> Demo | None:
+    """The demo whose prepared dataset this path is (the app prepares those on first use)."""
+    try:
+        candidates = demos(root).values()
+    except DemoMissing:
+        return None
+    target = Path(dataset).resolve()
+    return next((d for d in candidates if d.dataset.resolve() == target), None)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_prepared(demo: Demo) -> bool:
+    """Prepared, and from the gold files as they are now (an edited gold set is prepared again)."""
+    try:
+        meta = json.loads((demo.dataset / METADATA_FILE).read_text(encoding="utf-8"))
+        recorded = {f["file"]: f["sha256"] for src in meta["inputs"] for f in src["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    wanted = {demo.input.name: demo.input, demo.val_file.name: demo.val_file}
+    return set(recorded) == set(wanted) and all(recorded[n] == _sha256(p) for n, p in wanted.items())
+
+
+_prepare_lock = threading.Lock()  # the app may ask from two workers at once
+
+
+def ensure_prepared(demo: Demo, on_progress: Callable[[int, int | None], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> bool:
+    """Prepare the demo's gold set unless it is prepared already; True when it prepared now."""
+    from engine.prepare import PrepareOptions, prepare
+
+    with _prepare_lock:
+        if is_prepared(demo):
+            return False
+        prepare(PrepareOptions(input=demo.input, output=demo.dataset, kind=demo.kind, tokenization="gpt2",
+                               val_file=demo.val_file, overwrite=demo.dataset.exists()),
+                on_progress=on_progress, should_stop=should_stop)
+        return True
+
+
+def unique_run_name(prefix: str, root: Path, now: float | None = None) -> str:
+    """`<prefix>_<YYYYmmdd_HHMMSS>`, with `_2`, `_3`... when that folder exists already."""
+    base = f"{prefix}_{time.strftime('%Y%m%d_%H%M%S', time.localtime(now))}"
+    name, n = base, 1
+    while (Path(root) / name).exists():
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def default_request(demo: Demo, root: Path = Path("checkpoints")) -> TrainRequest:
+    """The default job: the demo config trained from scratch into a new run under `root`."""
+    return TrainRequest(init=SCRATCH, config=str(demo.config), dataset=str(demo.dataset),
+                        output=unique_run_name(demo.run_prefix, root), checkpoints=str(root))

@@ -1,0 +1,125 @@
+"""`mypt` in a real terminal (tmux, 100x30): it opens on the default job and prepares it, F2
+shows Runs, ctrl+r starts the run and the screen shows it progress, q asks, stops the run with a
+final checkpoint and quits, and no traceback is left on the terminal.
+
+The "checkout" here is a temporary folder with a tiny demo config and gold set, so the default
+job trains in seconds and nothing is written into the repository. Needs tmux (CI installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.events import Done, read_events
+from engine.runs import latest_checkpoint, step_dir
+from helpers_app import tiny_checkout
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None,
+                       reason="tmux is not installed (`.ci/run` installs it: apt-get install -y tmux)"),
+]
+
+
+SHELL_PREFIX = "unset COLUMNS LINES; "  # else the app sizes itself from the test runner's values
+
+
+def prepared(root: Path) -> bool:
+    return (root / "data" / "prepared" / "demo_chat" / "dataset_metadata.json").exists()
+
+
+class Tmux:
+    """One tmux server of our own (-L), so no other tmux session is touched."""
+
+    def __init__(self, socket: str) -> None:
+        self.base = ["tmux", "-L", socket]
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "e2e")
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "e2e", *keys)
+
+    def wait(self, pattern: str, timeout: float = 60.0) -> str:
+        end = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if re.search(pattern, text):
+                return text
+            if time.monotonic() > end:
+                raise AssertionError(f"the terminal never showed {pattern!r}; it shows:\n{text}")
+            time.sleep(0.2)
+
+
+def test_mypt_in_a_real_terminal(tmp_path):
+    root = tiny_checkout(tmp_path / "checkout", max_iters=100000)
+    tmux = Tmux(f"mypt-e2e-{os.getpid()}")
+    command = f"{SHELL_PREFIX}cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m mypt_tui.cli; echo MYPT_EXIT=$?"
+    tmux("new-session", "-d", "-s", "e2e", "-x", "100", "-y", "30", f"{command}; sleep 600")
+    try:
+        text = tmux.wait(r"F1 Train")
+        assert "Chat SFT" in text and "configs/demo/chat.toml" in text
+        tmux.wait(r"data/prepared/demo_chat is ready")  # prepared on first use
+        assert prepared(root)
+        tmux.keys("F2")
+        text = tmux.wait(r"no runs in checkpoints/ yet")
+        assert "Best Val" in text
+        tmux.keys("F1")
+        tmux.wait(r"Type\s+Chat SFT")
+        tmux.keys("C-r")
+        text = tmux.wait(r"step [1-9]\d*/100000")
+        assert "tok/s" in text and "training in this app" in text
+        tmux.keys("F2")
+        tmux.wait(r"demo_chat_\d{8}_\d{6}\s+running")
+        tmux.keys("q")
+        tmux.wait(r"Training is running")
+        tmux.keys("Enter")  # "Stop and quit" has the focus
+        text = tmux.wait(r"MYPT_EXIT=\d+")
+        assert "MYPT_EXIT=0" in text
+        assert "Traceback" not in text and "Error" not in text
+    finally:
+        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
+    runs = list((root / "checkpoints").iterdir())
+    assert len(runs) == 1
+    done = [e for e in read_events(runs[0] / "events.jsonl") if isinstance(e, Done)]
+    assert len(done) == 1 and done[0].reason == "stopped"
+    assert latest_checkpoint(runs[0], resumable=True) == step_dir(runs[0], done[0].step)
+
+
+def test_a_hang_up_stops_an_in_app_run_with_a_final_checkpoint(tmp_path):
+    """The terminal goes away mid-run (tmux kill-server hangs up, as a dropped SSH connection
+    does): the run stops at the next step and saves a final checkpoint."""
+    root = tiny_checkout(tmp_path / "checkout", max_iters=100000)
+    tmux = Tmux(f"mypt-e2e-hup-{os.getpid()}")
+    command = f"{SHELL_PREFIX}cd {shlex.quote(str(root))} && exec {shlex.quote(sys.executable)} -m mypt_tui.cli"
+    tmux("new-session", "-d", "-s", "e2e", "-x", "100", "-y", "30", command)
+    try:
+        tmux.wait(r"F1 Train")
+        end = time.monotonic() + 60
+        while not prepared(root):
+            assert time.monotonic() < end, "the default job was not prepared"
+            time.sleep(0.2)
+        tmux.keys("C-r")
+        tmux.wait(r"step [1-9]\d*/100000")
+    finally:
+        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
+    runs = list((root / "checkpoints").iterdir())
+    end = time.monotonic() + 60
+    while not any(isinstance(e, Done) for e in read_events(runs[0] / "events.jsonl")):
+        assert time.monotonic() < end, "the run did not stop after the hang-up"
+        time.sleep(0.2)
+    done = [e for e in read_events(runs[0] / "events.jsonl") if isinstance(e, Done)]
+    assert done[0].reason == "stopped"
+    assert latest_checkpoint(runs[0], resumable=True) == step_dir(runs[0], done[0].step)
