@@ -869,17 +869,30 @@ def architecture_conflicts(cfg: TrainConfig, model_config: Mapping[str, Any]) ->
     return out
 
 
-def adopt_architecture(cfg: TrainConfig, model_config: Mapping[str, Any]) -> TrainConfig:
-    """The config with the checkpoint's architecture; ConfigError listing every conflict."""
-    conflicts = architecture_conflicts(cfg, model_config)
+def adopt_architecture(cfg: TrainConfig, model_config: Mapping[str, Any], where: str = "") -> TrainConfig:
+    """The config to continue a checkpoint with: the checkpoint's architecture, the config's
+    training keys. The one architecture check: ConfigError lists every key the config set
+    explicitly to something else. A shorter block_size than the checkpoint's is not a conflict
+    (the guide's advice for running out of memory); a longer one is.
+    """
+    ckpt_block = model_config.get("block_size")
+    shorter = ckpt_block is not None and cfg.block_size <= ckpt_block
+    checked = dataclasses.replace(cfg, block_size=ckpt_block) if shorter else cfg
+    conflicts = architecture_conflicts(checked, model_config)
     if conflicts:
+        at = f" ({where})" if where else ""
         raise ConfigError(
-            ["the config contradicts the checkpoint's architecture (when continuing from a "
-             "checkpoint, leave these keys out or match them):", *("  " + c for c in conflicts)],
+            [f"the config contradicts the checkpoint's architecture{at}:", *("  " + c for c in conflicts),
+             "The architecture comes from the checkpoint: remove these keys or match them."],
             {c.split(":", 1)[0]: c for c in conflicts})
+    if ckpt_block is not None and cfg.block_size > ckpt_block:
+        raise ConfigError([f"block_size {cfg.block_size} is larger than the checkpoint's {ckpt_block}"],
+                          {"block_size": f"block_size is larger than the checkpoint's {ckpt_block}"})
     taken = {k: model_config[k] for k in ARCHITECTURE_KEYS if k in model_config}
+    if shorter and "block_size" in cfg.explicit:
+        taken["block_size"] = cfg.block_size
     origins = dict(cfg.origins)
-    origins.update({k: "checkpoint" for k in taken})
+    origins.update({k: "checkpoint" for k in taken if k not in cfg.explicit or k != "block_size"})
     return dataclasses.replace(cfg, **taken, _origins=origins)
 
 
