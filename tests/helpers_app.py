@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from pathlib import Path
 from typing import Callable
+
+from textual.notifications import Notify
 
 from helpers_data import prepared, varied, write_jsonl
 
@@ -63,6 +67,32 @@ async def wait_for(pilot, cond: Callable[[], bool], what: str, timeout: float = 
         await pilot.pause(0.05)
 
 
+_TEXT = re.compile(r'<text [^>]*?x="([\d.]+)"[^>]*?textLength="([\d.]+)"[^>]*?clip-path="url\(#[^)]*-line-(\d+)\)"[^>]*>(.*?)</text>')
+
+
 def screen_text(app) -> str:
-    """What the terminal shows now, as plain text lines."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """What the terminal shows now, as plain text lines (read from the app's public SVG screenshot:
+    each piece of text sits at column x / character width of its line)."""
+    rows: dict[int, dict[int, str]] = {}
+    for x, length, line, raw in _TEXT.findall(app.export_screenshot()):
+        text = html.unescape(raw).replace("\xa0", " ")
+        if not text:
+            continue
+        col = round(float(x) / (float(length) / len(text)))
+        row = rows.setdefault(int(line), {})
+        for k, ch in enumerate(text):
+            row[col + k] = ch
+    height = app.size.height
+    return "\n".join("".join(rows.get(n, {}).get(c, " ") for c in range(app.size.width)).rstrip()
+                     for n in range(height))
+
+
+class Notifications:
+    """Every notification the app shows, seen through `run_test(message_hook=...)`."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def __call__(self, message) -> None:
+        if isinstance(message, Notify):
+            self.messages.append(message.notification.message)

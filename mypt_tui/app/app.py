@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import signal
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 

@@ -21,6 +21,7 @@ from engine.layout import METADATA_FILE
 from engine.train.job import SCRATCH, TrainRequest
 
 PREPARED_DIR = Path("data") / "prepared"  # git-ignored
+INSTALLED_ROOT = Path(__file__).resolve().parents[2]  # the checkout mypt was installed from (pip install -e)
 
 
 class DemoMissing(Exception):
@@ -52,9 +53,8 @@ def workspace() -> Path:
     here = Path.cwd()
     if is_checkout(here):
         return here
-    installed = Path(__file__).resolve().parents[2]  # mypt_tui/services/demo.py -> the checkout
-    if is_checkout(installed):
-        return installed
+    if is_checkout(INSTALLED_ROOT):
+        return INSTALLED_ROOT
     raise DemoMissing("the demo config and gold sets were not found: run mypt from the mypt checkout "
                       "(the folder with configs/demo/ and data/demo_chat.jsonl), or install it with "
                       "`pip install -e .` from there")

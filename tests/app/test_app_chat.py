@@ -152,12 +152,12 @@ async def test_the_newest_checkpoint_of_a_training_run_is_found_on_rescan(checkp
         await settle(app, pilot)
         screen = app.screen
         assert screen.sessions["A"] is None
-        labels = [label for label, _ in screen._options]
+        labels = [label for label, _ in screen.checkpoint_choices]
         assert labels[0] == "run1 (newest)" and "run1/step_000010  step 10" in labels
         save(checkpoints / "run1" / "step_000020", seed=2, step=20)  # the run saves another step
         await pilot.click("#rescan")
         await settle(app, pilot)
-        assert "run1/step_000020  step 20" in [label for label, _ in screen._options]
+        assert "run1/step_000020  step 20" in [label for label, _ in screen.checkpoint_choices]
         screen.query_one("#ckpt-A").value = str(checkpoints / "run1")
         await loaded(app, pilot)
         assert str(screen.sessions["A"].checkpoint.path).endswith("run1/step_000020")

@@ -23,7 +23,7 @@ from engine.train.job import TrainJob
 from engine.train.loop import run_training
 from mypt_tui.app.app import MyptApp
 from mypt_tui.cli.main import main
-from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
+from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 
@@ -153,7 +153,8 @@ async def test_the_runs_screen_follows_a_run_another_process_writes(tmp_path):
 
     try:
         app = MyptApp(checkpoints=root)
-        async with app.run_test(size=SIZE) as pilot:
+        notes = Notifications()
+        async with app.run_test(size=SIZE, message_hook=notes) as pilot:
             await pilot.press("f2")
             await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run")
             await wait_for(pilot, lambda: cells(app, str(run))[1] == "running", "status running")
@@ -163,7 +164,7 @@ async def test_the_runs_screen_follows_a_run_another_process_writes(tmp_path):
             assert f"live: running in process {other.pid}" in monitor.status
             await pilot.press("ctrl+t")  # not a headless mypt train: it is not signalled
             await pilot.pause(0.1)
-            assert any("not a headless `mypt train`" in n.message for n in app._notifications)
+            assert any("not a headless `mypt train`" in m for m in notes.messages)
             assert other.poll() is None
             thread = threading.Thread(target=writer)
             thread.start()

@@ -15,7 +15,7 @@ from mypt_tui.flags import parse_train_flags
 from mypt_tui.app.app import MyptApp
 from mypt_tui.services.events import EventBuffer
 from mypt_tui.app.widgets.dialogs import Confirm, ErrorDialog
-from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
+from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 
@@ -153,14 +153,14 @@ async def test_mypt_train_flags_fill_the_form_and_start_the_run(dataset, tmp_pat
 
 async def test_warnings_show_as_a_line_and_a_notification(tmp_path):
     app = MyptApp(checkpoints=tmp_path / "ckpt")
-    async with app.run_test(size=SIZE) as pilot:
-        train = app.train_screen
+    notes = Notifications()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         app.training.source = buffer = EventBuffer()
         buffer(RunWarning(step=40, message="val loss 3.1 exceeds train loss 1.9 by more than 1.0: overfitting",
                           code="overfitting"))
         await pilot.pause(0.4)  # a drain
         assert "warning: step 40: val loss 3.1 exceeds" in screen_text(app)
-        assert any("overfitting" in n.message for n in app._notifications)
+        assert any("overfitting" in m for m in notes.messages)
 
 
 async def test_warnings_and_log_records_from_a_thread_become_notifications(tmp_path):
@@ -169,7 +169,8 @@ async def test_warnings_and_log_records_from_a_thread_become_notifications(tmp_p
     import warnings
 
     app = MyptApp(checkpoints=tmp_path / "ckpt")
-    async with app.run_test(size=SIZE) as pilot:
+    notes = Notifications()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         def noisy():  # as torch warns from the training thread
             warnings.warn("TypedStorage is deprecated", UserWarning)
             logging.getLogger("torch.distributed").warning("NCCL not found")
@@ -178,7 +179,7 @@ async def test_warnings_and_log_records_from_a_thread_become_notifications(tmp_p
         t.start()
         t.join()
         await pilot.pause(0.2)
-        shown = [n.message for n in app._notifications]
+        shown = list(notes.messages)
         assert "UserWarning: TypedStorage is deprecated" in shown
         assert "torch.distributed: NCCL not found" in shown
     assert warnings.showwarning.__module__ == "warnings"  # put back when the app ended

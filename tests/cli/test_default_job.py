@@ -24,6 +24,8 @@ def test_unique_run_names_are_timestamped_and_never_taken(tmp_path):
 
 
 def test_the_checkout_in_the_current_directory_wins_else_the_installed_one(tmp_path, monkeypatch):
+    assert Path(default_job.__file__).resolve().parents[2] == REPO  # what INSTALLED_ROOT is outside the suite
+    monkeypatch.setattr(default_job, "INSTALLED_ROOT", REPO)  # the suite points it at a copy (conftest)
     monkeypatch.chdir(tiny_checkout(tmp_path / "here"))
     assert workspace() == Path.cwd()
     chat = demos()["chat"]
@@ -61,7 +63,7 @@ def test_mypt_no_ui_trains_the_default_job_and_a_second_run_gets_its_own_folder(
 
 def test_mypt_no_ui_outside_a_checkout_says_where_the_files_should_be(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(default_job, "__file__", str(tmp_path / "site" / "mypt_tui" / "services" / "demo.py"))
+    monkeypatch.setattr(default_job, "INSTALLED_ROOT", tmp_path / "site")
     assert main(["--no-ui"]) == 2
     assert "the demo config and gold sets were not found" in capsys.readouterr().err
 

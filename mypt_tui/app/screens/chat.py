@@ -30,6 +30,7 @@ from mypt_tui.app.widgets.chat_view import ChatPane, ChatTurn, Segment, Segments
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.sampling import SamplingControls
+from mypt_tui.present.checkpoints import checkpoint_options, pane_title
 
 PANES = ("A", "B")
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -77,44 +78,6 @@ class ReplyFinished(Message, bubble=False):
     """Every pane's reply of a turn is over (or failed)."""
 
 
-# -- helpers ----------------------------------------------------------------------------------
-
-def checkpoint_options(infos: list, extra: list[str] = ()) -> list[tuple[str, str]]:
-    """Select options: each run's newest checkpoint first (it moves on while the run trains),
-    then every checkpoint; values are paths."""
-    options: list[tuple[str, str]] = []
-    newest: dict[str, object] = {}
-    for info in infos:
-        if info.run is not None and info.name.split("/")[-1].startswith("step_"):
-            best = newest.get(info.run)
-            if best is None or (info.step or -1) > (best.step or -1):
-                newest[info.run] = info
-    for run, info in sorted(newest.items()):
-        options.append((f"{run} (newest)", str(Path(info.path).parent)))
-    for info in infos:
-        step = f"  step {info.step}" if info.step is not None else ""
-        options.append((f"{info.name}{step}", str(info.path)))
-    seen = {value for _, value in options}
-    for path in extra:
-        if path not in seen:
-            options.append((path, path))
-    return options
-
-
-def describe(session, root: str | Path) -> str:
-    """The pane title: which checkpoint (relative to the checkpoints root), its size and context."""
-    cfg = session.model.config
-    ckpt = session.checkpoint
-    path = Path(ckpt.path) if ckpt is not None else None
-    name = "?"
-    if path is not None:
-        try:
-            name = path.resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            name = path.name
-    return f"{name} · {cfg.n_layer}x{cfg.n_embd} · context {cfg.block_size} · {session.tok.kind}"
-
-
 class ChatScreen(Screen):
     """Checkpoint, system prompt and sampling on the left; the conversation on the right."""
 
@@ -160,7 +123,7 @@ class ChatScreen(Screen):
         self._extra: list[str] = []  # checkpoints named by path, outside the root
         self._launch: ChatLaunch | None = None
         self._wanted: str | None = None  # the launch checkpoint, picked once the list is in
-        self._options: list[tuple[str, str]] | None = None
+        self.checkpoint_choices: list[tuple[str, str]] | None = None
 
     def compose(self) -> ComposeResult:
         launch = self._launch_options()
@@ -229,8 +192,8 @@ class ChatScreen(Screen):
     @on(CheckpointsFound)
     def _checkpoints_found(self, message: CheckpointsFound) -> None:
         options = checkpoint_options(message.infos, self._extra)
-        if options != self._options:  # unchanged: keep the lists as the user sees them
-            self._options = options
+        if options != self.checkpoint_choices:  # unchanged: keep the lists as the user sees them
+            self.checkpoint_choices = options
             for p in PANES:
                 picker = self.query_one(f"#ckpt-{p}", Select)
                 current = picker.value
@@ -287,7 +250,7 @@ class ChatScreen(Screen):
             self.notify(message.error, title="Checkpoint", severity="error")
             return
         self.sessions[message.pane] = message.session
-        pane.set_title(f"{message.pane}: {describe(message.session, self.root)}")
+        pane.set_title(f"{message.pane}: {pane_title(message.session, self.root)}")
         if pane.texts():
             pane.add(ChatTurn("note", f"now talking to {message.path} (a new conversation)"))
 
