@@ -36,8 +36,9 @@ def output_path(name: str, root: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.checkpoint import META_FILE, CheckpointError
+    from engine.checkpoint import CheckpointError
     from engine.gpt2_import import import_gpt2
+    from engine.layout import META_FILE
     from engine.model import GPTConfig
     from engine.sizing import count_params
 
