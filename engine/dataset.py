@@ -1,4 +1,4 @@
-"""The prepared dataset `episode_indexed_sft_v1`: its writer, its reader and its integrity checks.
+"""Reading the prepared dataset `episode_indexed_sft_v1`: open it, check its files agree, read episodes.
 
 Layout (MyPT-compatible binaries plus our sidecars):
 
@@ -12,30 +12,29 @@ Layout (MyPT-compatible binaries plus our sidecars):
 
 A split with no episodes has no folder (MyPT's loader cannot memory-map an empty file).
 Reading memory-maps the tokens and the mask, so opening a dataset costs its index only.
+The writer is engine.dataset_writer, the full integrity checks engine.dataset_checks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
+# The format's dtypes and the writer stay importable from here: engine.prepare writes through `dataset.X`.
+from .dataset_writer import INDEX_DTYPE, MASK_DTYPE, TOKEN_DTYPE
+from .dataset_writer import SplitWriter as SplitWriter
+from .dataset_writer import episode_tail as episode_tail
+from .dataset_writer import split_tail as split_tail
+from .dataset_writer import write_json as write_json
 from .episode import Episode
+from .layout import DATASET_FORMAT as FORMAT
+from .layout import EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE, TOKENS_FILE
 from .tokenizer import Tokenizer, TokenizerError, from_state
-from .layout import (DATASET_FORMAT, EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE,
-                     TOKENS_FILE)
-
-FORMAT = DATASET_FORMAT
-
-TOKEN_DTYPE = np.dtype("<u4")
-MASK_DTYPE = np.dtype("u1")
-INDEX_DTYPE = np.dtype("<u8")
 
 _CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a time
 
@@ -43,76 +42,6 @@ _CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a ti
 class DatasetError(ValueError):
     """A folder that is not a prepared dataset, or one whose files are missing or inconsistent."""
 
-
-# -- writing -----------------------------------------------------------------------------------
-
-def episode_tail(episode_id: str, source: str, sha256: str, tokens: int, supervised: int,
-                 meta: dict[str, Any]) -> bytes:
-    """An episodes.jsonl line without its leading `{"index": N, ` (the index is known only
-    when the episode lands in its split). SplitWriter.add_block puts the index in front."""
-    return ('"id": %s, "source": %s, "sha256": "%s", "tokens": %d, "supervised": %d, "meta": %s}\n' % (
-        _json_str(episode_id), _json_str(source), sha256, tokens, supervised,
-        json.dumps(meta, ensure_ascii=False) if meta else "{}")).encode("utf-8")
-
-
-_json_str = json.encoder.encode_basestring  # a JSON string literal (C speed), like json.dumps(s, ensure_ascii=False)
-
-
-def split_tail(line: bytes) -> bytes:
-    """The tail of an episodes.jsonl line (what follows `{"index": N, `)."""
-    return line[line.index(b", ") + 2:]
-
-
-class SplitWriter:
-    """Appends episodes to one split's four files, streaming: each call writes its block."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._tokens = open(self.folder / TOKENS_FILE, "wb")
-        self._mask = open(self.folder / MASK_FILE, "wb")
-        self._index = open(self.folder / INDEX_FILE, "wb")
-        self._lines = open(self.folder / EPISODES_FILE, "wb")
-        self.episodes = 0
-        self.tokens = 0
-        self.supervised = 0
-
-    def add_block(self, ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, supervised: int,
-                  tails: Sequence[bytes]) -> None:
-        """Append episodes given concatenated: their tokens and mask, each one's length, their
-        supervised total, and each one's episodes.jsonl tail (see episode_tail)."""
-        if len(lengths) == 0:
-            return
-        pairs = np.empty((len(lengths), 2), dtype=INDEX_DTYPE)
-        pairs[:, 0] = self.tokens + np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
-        pairs[:, 1] = lengths
-        self._index.write(pairs.tobytes())
-        self._tokens.write(np.ascontiguousarray(ids, dtype=TOKEN_DTYPE).tobytes())
-        self._mask.write(np.ascontiguousarray(mask, dtype=MASK_DTYPE).tobytes())
-        k = self.episodes
-        self._lines.write(b"".join(b'{"index": %d, ' % (k + j) + t for j, t in enumerate(tails)))
-        self.episodes += len(lengths)
-        self.tokens += int(len(ids))
-        self.supervised += int(supervised)
-
-    def close(self, sync: bool = True) -> None:
-        """Close the files; `sync` makes the bytes durable before the folder is renamed into place."""
-        for fh in (self._tokens, self._mask, self._index, self._lines):
-            fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
-            fh.close()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-# -- reading -----------------------------------------------------------------------------------
 
 def _family(meta: dict[str, Any]) -> str:
     """An episode's skill family from its meta: the same rule as Episode.family."""
@@ -289,9 +218,6 @@ class Dataset:
     def tokenizer(self) -> Tokenizer:
         return from_state(self.tokenizer_state)
 
-    def check(self) -> list["Check"]:
-        return check_dataset(self)
-
 
 def open_dataset(path: str | Path) -> Dataset:
     """Open a prepared dataset; raises DatasetError naming the path when it is not one, or when
@@ -397,76 +323,6 @@ def open_split(root: Path, name: str, metadata: dict[str, Any] | None = None) ->
     tokens = np.memmap(paths[TOKENS_FILE], dtype=TOKEN_DTYPE, mode="r")
     mask = np.memmap(paths[MASK_FILE], dtype=MASK_DTYPE, mode="r")
     return EpisodeSplit(name, folder, tokens, mask, index)
-
-
-# -- integrity checks --------------------------------------------------------------------------
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
-def check_dataset(ds: Dataset) -> list[Check]:
-    """Full integrity checks (reads every byte once, a chunk at a time). open_dataset has
-    already checked that the files exist and that their sizes agree."""
-    checks = [Check("files present, sizes consistent", True,
-                    ", ".join(f"{n}: {len(s)} episodes, {len(s.tokens)} tokens"
-                              for n in SPLITS if (s := ds.split(n)) is not None))]
-    try:
-        tok = ds.tokenizer()
-        checks.append(Check("tokenizer state readable", True, f"{tok.kind}, model vocab {tok.model_vocab_size}"))
-    except (TokenizerError, ValueError) as e:
-        checks.append(Check("tokenizer state readable", False, str(e)))
-        tok = None
-    for name in SPLITS:
-        split = ds.split(name)
-        if split is None:
-            continue
-        checks += _check_split(ds, split, tok)
-    return checks
-
-
-def _check_split(ds: Dataset, split: EpisodeSplit, tok: Tokenizer | None) -> list[Check]:
-    name = split.name
-    out: list[Check] = []
-    bad_mask = top_id = n_bad_end = 0
-    bad_end: list[int] = []
-    # our episodes always end with <myPT_eot>; MyPT's tool sets put a newline after it
-    eot = tok.eot_id if tok and split.has_sidecar else None
-    for lo, hi, base, t, m in split.chunks():
-        bad_mask += int(np.count_nonzero(m > 1))
-        top_id = max(top_id, int(t.max()))
-        if eot is not None:
-            wrong = np.flatnonzero(t[split.starts[lo:hi] + split.lengths[lo:hi] - 1 - base] != eot) + lo
-            n_bad_end += len(wrong)
-            bad_end += wrong[:5 - len(bad_end)].tolist()
-    out.append(Check(f"{name}: mask values are 0/1", bad_mask == 0,
-                     f"{bad_mask} mask bytes are neither 0 nor 1" if bad_mask else f"{len(split.mask)} bytes"))
-    if tok is not None:
-        out.append(Check(f"{name}: token ids below the model vocabulary", top_id < tok.model_vocab_size,
-                         f"largest id {top_id}, vocabulary {tok.model_vocab_size}"))
-    if eot is not None:
-        out.append(Check(f"{name}: every episode ends with <myPT_eot>", not bad_end,
-                         f"{n_bad_end} do not (first: {bad_end}); is the index aligned with the tokens?"
-                         if n_bad_end else ""))
-    sup = split.supervised
-    empty = np.flatnonzero(sup == 0)
-    out.append(Check(f"{name}: every episode has supervised tokens", len(empty) == 0,
-                     f"{len(empty)} episodes have none (first: index {empty[0]})" if len(empty)
-                     else f"{int(sup.sum())} supervised of {len(split.tokens)} tokens"))
-    want = ds.metadata.get(f"num_{name}_mask_tokens")
-    if want is not None:
-        out.append(Check(f"{name}: supervised count matches metadata", want == int(sup.sum()),
-                         f"metadata {want}, mask.bin {int(sup.sum())}"))
-    if split.has_sidecar:
-        try:
-            split.ids  # reads and cross-checks episodes.jsonl
-            out.append(Check(f"{name}: episodes.jsonl matches the index", True, f"{len(split.ids)} records"))
-        except DatasetError as e:
-            out.append(Check(f"{name}: episodes.jsonl matches the index", False, str(e)))
-    return out
 
 
 # -- showing an episode ------------------------------------------------------------------------

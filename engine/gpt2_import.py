@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, _read_json, _safe_torch_load, save_checkpoint
+from .checkpoint.native import CheckpointError, _read_json, _safe_torch_load, save_checkpoint
 from .model import GPT, GPTConfig
 from .tokenizer import GPT2_BASE_VOCAB, GPT2_MODEL_VOCAB, gpt2
 

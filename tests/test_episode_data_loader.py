@@ -28,7 +28,8 @@ if __name__ == "__main__":  # run from a checkout: make `engine` and the helpers
 import numpy as np
 import pytest
 
-from engine.dataset import DatasetError, check_dataset, open_dataset
+from engine.dataset import DatasetError, open_dataset
+from engine.dataset_checks import check_dataset
 from engine.episode import read_episodes
 from engine.render import render_episode
 from engine.tokenizer import gpt2

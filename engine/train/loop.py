@@ -33,9 +33,10 @@ from ..dataset import open_dataset
 from ..events import (EVENTS_FILE, CheckpointSaved, Done, EpochEnd, EpochStart, Eval, Event, JsonlSink,
                      RunError, RunStart, RunWarning, Sink, Step)
 from ..device import DeviceError, autocast, pick_device, pick_dtype
-from ..model import GPT, GPTConfig, model_report
+from ..model import GPT, GPTConfig
 from ..runs import BEST_DIR, CONFIG_FILE, RUN_FILE, latest_checkpoint, step_dir
 from ..sampler import EpisodeSampler, Eligibility, SamplerState, eligible_episodes, pack_rows
+from ..sizing import model_report
 from .job import TrainError, TrainJob, TrainResult
 
 ARCH_FROM_CONFIG = ("n_layer", "n_head", "n_embd", "block_size", "bias", "pos_encoding", "mlp_type",

@@ -36,9 +36,11 @@ def output_path(name: str, root: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.checkpoint import META_FILE, CheckpointError
+    from engine.checkpoint import CheckpointError
     from engine.gpt2_import import import_gpt2
-    from engine.model import GPTConfig, count_params
+    from engine.layout import META_FILE
+    from engine.model import GPTConfig
+    from engine.sizing import count_params
 
     try:
         path = import_gpt2(args.source, output_path(args.output, args.checkpoints), seed=args.seed)

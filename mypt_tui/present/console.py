@@ -21,7 +21,7 @@ def progress_line(ev: Step, max_iters: int, val_loss: float | None, width: int =
 
 
 def preflight_lines(ev: RunStart) -> list[str]:
-    from engine.model import format_report  # torch: only once a run starts
+    from engine.sizing import format_report  # torch: only once a run starts
 
     p = ev.preflight
     lines = [

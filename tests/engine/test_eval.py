@@ -13,11 +13,11 @@ from engine.checkpoint import save_checkpoint
 from engine.config import TrainConfig
 from engine.dataset import open_dataset
 from engine.episode import Episode, Message, ToolCall
-from engine.eval import (EvalCancelled, EvalOptions, EvalProgress, difference, episode_turns, evaluate,
-                         evaluate_checkpoint, score_reply)
+from engine.eval import EvalCancelled, EvalOptions, EvalProgress, difference, evaluate, evaluate_checkpoint
 from engine.events import Eval
 from engine.model import GPT, GPTConfig
 from engine.render import SystemPrompt, render_episode, render_prompt, render_reply
+from engine.scoring import episode_turns, score_reply
 from engine.tokenizer import gpt2
 from engine.train.job import TrainJob
 from engine.train.loop import run_training

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.model import (GPT, GPTConfig, count_params, format_report, model_report, positions_from_segments)
+from engine.model import GPT, GPTConfig, positions_from_segments
+from engine.sizing import count_params, format_report, model_report
 
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import engine.prepare as prep
-from engine.dataset import SplitWriter, open_dataset
+from engine.dataset import open_dataset
+from engine.dataset_writer import SplitWriter
 from engine.episode import read_episodes
 from engine.prepare import PrepareCancelled, PrepareError, PrepareOptions, prepare
 from engine.render import SystemPrompt, render_episode

@@ -1,0 +1,182 @@
+"""Our checkpoint folder (`mypt_checkpoint_v1`): written atomically, read back without unpickling code.
+
+    step_000500/
+        model.safetensors   the weights (nanoGPT key names; a tied output matrix stored once)
+        meta.json           {"format": "mypt_checkpoint_v1", "model_config", "tokenizer", "step",
+                             "metrics", "created", ...extra}
+        train_state.pt      optional: optimizer / sampler / RNG state for resuming
+
+A save is written to a hidden temp folder beside the target, fsynced, then renamed into place
+(on Linux an existing folder is swapped atomically), so a crash never damages the previous
+checkpoint. Loading never unpickles arbitrary objects: weights come from safetensors, and any
+`.pt` file is read with `torch.load(weights_only=True)`, which refuses code-running pickles.
+`Checkpoint` and the safe readers serve MyPT folders (engine.checkpoint.myPT) as well.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import fsync_path, replace_folder
+from ..layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
+from ..model import GPT, GPTConfig
+
+FORMAT = "mypt_checkpoint_v1"
+RESERVED_META = ("format", "model_config", "tokenizer", "step", "metrics", "created")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, unsafe, or does not fit what it is used for."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: GPTConfig
+    state_dict: dict[str, torch.Tensor]
+    tokenizer_state: dict
+    meta: dict
+    has_train_state: bool
+
+    @property
+    def step(self) -> int | None:
+        return self.meta.get("step")
+
+
+# -- saving -----------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state: dict, step: int,
+                    metrics: dict | None = None, extra: dict | None = None,
+                    train_state: dict | None = None) -> Path:
+    """Write a checkpoint folder atomically; an existing folder of that name is replaced whole."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    gpt = unwrap(model)
+    clash = sorted(set(extra or {}) & set(RESERVED_META))
+    if clash:
+        raise ValueError(f"extra metadata may not override {', '.join(clash)}")
+    if train_state is not None:
+        _check_plain(train_state, "train_state")
+    meta = {
+        "format": FORMAT,
+        "model_config": gpt.config.to_dict(),
+        "tokenizer": tokenizer_state,
+        "step": int(step),
+        "metrics": metrics or {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    meta_text = json.dumps(meta, indent=2)  # fails before anything is written if not JSON-able
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".mypt-tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        save_file(gpt.weights_for_saving(), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        (tmp / META_FILE).write_text(meta_text + "\n", encoding="utf-8")
+        if train_state is not None:
+            torch.save(train_state, tmp / TRAIN_STATE_FILE)
+        for f in tmp.iterdir():
+            fsync_path(f)
+        fsync_path(tmp)
+        replace_folder(tmp, path, aside=path.parent / f".mypt-tmp-old-{path.name}-{uuid.uuid4().hex[:8]}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def unwrap(model: torch.nn.Module) -> GPT:
+    """The GPT inside a torch.compile or DDP wrapper."""
+    while not isinstance(model, GPT):
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None:
+            raise TypeError(f"expected a GPT model, got {type(model).__name__}")
+        model = inner
+    return model
+
+
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Refuse, at save time, what `torch.load(weights_only=True)` would refuse at resume time."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where} has a key of type {type(k).__name__}; use str or int keys")
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__name__}: train state may hold only "
+                        "tensors, numbers, strings, lists and dicts (it is loaded with weights_only=True)")
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+def load_native(path: Path) -> Checkpoint:
+    """Our folder: meta.json checked against FORMAT, the weights from safetensors (nothing unpickled)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = _read_json(path / META_FILE)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path / META_FILE}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    try:
+        config = GPTConfig.from_dict(meta.get("model_config") or {})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path / META_FILE}: model_config: {e}") from None
+    if not isinstance(meta.get("tokenizer"), dict):
+        raise CheckpointError(f"{path / META_FILE}: no tokenizer state")
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    try:
+        state_dict = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights} cannot be read: {e}") from None
+    return Checkpoint(path, config, state_dict, meta["tokenizer"], meta, (path / TRAIN_STATE_FILE).is_file())
+
+
+def load_train_state(path: str | Path) -> dict:
+    """Optimizer / sampler / RNG state saved with a checkpoint (weights_only loading)."""
+    f = Path(path) / TRAIN_STATE_FILE
+    if not f.is_file():
+        raise CheckpointError(f"{Path(path)} has no {TRAIN_STATE_FILE}: it cannot be resumed, only used to initialise")
+    state = _safe_torch_load(f)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{f} holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+def _safe_torch_load(f: Path) -> Any:
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"refusing {f}: it holds objects other than tensors and plain data, which could "
+                              f"run code when loaded ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{f} cannot be read: {e}") from None
+
+
+def _read_json(f: Path) -> dict:
+    try:
+        obj = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{f}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except OSError as e:
+        raise CheckpointError(f"{f} cannot be read: {e}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{f}: expected a JSON object")
+    return obj
