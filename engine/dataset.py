@@ -35,11 +35,12 @@ from .episode import Episode
 from .layout import DATASET_FORMAT as FORMAT
 from .layout import EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE, TOKENS_FILE
 from .tokenizer import Tokenizer, TokenizerError, from_state
+from .errors import MyptError
 
 _CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a time
 
 
-class DatasetError(ValueError):
+class DatasetError(MyptError, ValueError):
     """A folder that is not a prepared dataset, or one whose files are missing or inconsistent."""
 
 

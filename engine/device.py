@@ -7,8 +7,10 @@ from typing import ContextManager
 
 import torch
 
+from .errors import MyptError
 
-class DeviceError(ValueError):
+
+class DeviceError(MyptError, ValueError):
     """A device or precision this machine cannot give, worded for the user."""
 
 

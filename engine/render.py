@@ -206,6 +206,8 @@ def parse_tool_call(text: str) -> ToolCall | str:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         return f"tool call is not valid JSON: {e.msg}"
+    except RecursionError:
+        return "tool call is JSON nested too deeply"
     if not isinstance(obj, dict):
         return "tool call must be a JSON object"
     name = obj.get("name")
@@ -217,6 +219,8 @@ def parse_tool_call(text: str) -> ToolCall | str:
             args = json.loads(args)
         except json.JSONDecodeError as e:
             return f"tool-call arguments are not valid JSON: {e.msg}"
+        except RecursionError:
+            return "tool-call arguments are JSON nested too deeply"
     if not isinstance(args, dict):
         return "tool-call arguments must be a JSON object"
     return ToolCall(name, args)

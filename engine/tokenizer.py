@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable
 
+from .errors import MyptError
+
 # The 19 tags, in id order. For gpt2 their ids are 50257..50275 (MyPT's pinned ids).
 TAGS: tuple[str, ...] = (
     "<myPT_system>", "</myPT_system>",
@@ -44,7 +46,7 @@ CHAR_FALLBACK = "?"
 _TAG_RE = re.compile("|".join(re.escape(t) for t in sorted(TAGS, key=len, reverse=True)))
 
 
-class TokenizerError(ValueError):
+class TokenizerError(MyptError, ValueError):
     """A tokenizer that cannot be built or does not match what it is asked to read."""
 
 

@@ -26,6 +26,7 @@ MAX_NODES = 100  # numbers and operators in one expression
 MAX_DIGITS = 60  # digits of any integer, given or computed
 MAX_EXPONENT = 256  # |exponent| of **
 TIME_LIMIT_S = 0.05  # per evaluation; the bounds above keep real expressions far below it
+EXACT_FLOAT_INT = 2**53  # a float below this that holds a whole number holds it exactly
 
 
 class ToolError(Exception):
@@ -137,8 +138,8 @@ def calculate(expression: str) -> int | float:
         raise ToolError("the result is too large") from None
     except RecursionError:
         raise ToolError("the expression is too deeply nested") from None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_INT:
+        value = int(value)  # beyond 2**53 a float's integer digits are not exact: it stays a float
     return _checked(value)
 
 

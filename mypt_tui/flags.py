@@ -14,11 +14,12 @@ import shlex
 from typing import Any, Callable
 
 from engine.config import FIELDS, GROUPS, ConfigError, format_value, parse_flag
+from engine.errors import MyptError
 from engine.layout import PRESET_NAMES, TOKENIZATIONS
 from engine.train.job import SCRATCH, TrainRequest
 
 
-class UsageError(Exception):
+class UsageError(MyptError):
     """Flags that `mypt train` would reject, with argparse's message."""
 
 

@@ -35,6 +35,7 @@ def demo_copy(tmp_path_factory):
         shutil.copy(gold, root / "data" / gold.name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(demo, "INSTALLED_ROOT", root)
+        mp.setenv("MYPT_LOG_DIR", str(tmp_path_factory.mktemp("error-logs")))  # tracebacks of bugs
         yield root
 
 

@@ -29,12 +29,13 @@ import torch
 from ..atomic import fsync_path, replace_folder
 from ..layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
 from ..model import GPT, GPTConfig
+from ..errors import MyptError
 
 FORMAT = "mypt_checkpoint_v1"
 RESERVED_META = ("format", "model_config", "tokenizer", "step", "metrics", "created")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MyptError, ValueError):
     """A checkpoint that is missing, unreadable, unsafe, or does not fit what it is used for."""
 
 

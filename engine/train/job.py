@@ -15,11 +15,12 @@ from typing import Any
 
 from ..config import TrainConfig, apply_overrides, load_config, resolve_config_path
 from ..runs import CONFIG_FILE, read_run_file
+from ..errors import MyptError
 
 SCRATCH = "scratch"
 
 
-class TrainError(Exception):
+class TrainError(MyptError):
     """A run that cannot start or continue, with a message meant for the user."""
 
 

@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from mypt_tui.flags import add_sampling_flags, flag, sampling_from_args
+from mypt_tui.present.text import printable
 
 CLEAR_COMMAND = "/clear"
 
@@ -104,7 +105,7 @@ def _reply(session, text: str, stdout: TextIO, stderr: TextIO) -> None:
     for update in session.send(text):
         if isinstance(update, TokenText):
             if update.part == "content":
-                stdout.write(update.text)
+                stdout.write(printable(update.text))
                 stdout.flush()
                 at_line_start = update.text.endswith("\n")
             continue

@@ -12,6 +12,7 @@ import sys
 import time
 
 from mypt_tui.flags import add_sampling_flags, flag, sampling_from_args
+from mypt_tui.present.text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             count, last = count + 1, token
             if token in stops:
                 break
-            piece = decoder.feed(token)
+            piece = printable(decoder.feed(token))  # model output is data, never terminal commands
             text.append(piece)
             if stream and piece:
                 sys.stdout.write(piece)
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - start
-    tail = decoder.flush()
+    tail = printable(decoder.flush())
     if stream:
         sys.stdout.write(tail + "\n")
     else:

@@ -8,6 +8,7 @@ import os
 import sys
 from mypt_tui.flags import flag
 from mypt_tui.present.dataset_stats import COLUMNS, dataset_stats, notes, title
+from mypt_tui.present.text import printable
 
 TRAINED_OPEN, TRAINED_CLOSE = "[[", "]]"  # marks trained text when the output is not a terminal
 _GREEN, _RESET = "\033[1;32m", "\033[0m"
@@ -84,8 +85,8 @@ def show_episode(ds, split, i: int, color: bool | None = None) -> None:
     ids, mask = split.episode(i)
     rec = split.meta(i)
     sup = int(mask.sum())
-    src = f", source {rec['source']}" if rec.get("source") else ""
-    print(f"Episode {i} of {split.name}: id {rec['id']!r}{src}, {len(ids)} tokens, {sup} trained")
+    src = f", source {printable(str(rec['source']))}" if rec.get("source") else ""
+    print(f"Episode {i} of {split.name}: id {printable(repr(rec['id']))}{src}, {len(ids)} tokens, {sup} trained")
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     if color:
@@ -93,7 +94,8 @@ def show_episode(ds, split, i: int, color: bool | None = None) -> None:
     else:
         print(f"(trained tokens between {TRAINED_OPEN} and {TRAINED_CLOSE})")
     parts = []
-    for text, trained in mask_segments(ids, mask, ds.tokenizer()):
+    for raw, trained in mask_segments(ids, mask, ds.tokenizer()):
+        text = printable(raw)  # episode text is data: never terminal commands
         if trained:
             parts.append(f"{_GREEN}{text}{_RESET}" if color else f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}")
         else:

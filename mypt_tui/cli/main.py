@@ -7,10 +7,12 @@ Each subcommand lives in `mypt_tui/cli/<name>.py` with `register(subparsers)` (w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from mypt_tui.cli import audit, chat, default, eval, generate, importer, inspect, prepare, runs, serve, train
 from mypt_tui.flags import flag
+from mypt_tui.present.errors import describe_error
 
 # in the order `mypt --help` lists them
 COMMANDS = (generate, importer, prepare, inspect, train, audit, runs, serve, chat, eval)
@@ -30,10 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. The one error boundary of the CLI: whatever escapes a command becomes one
+    line on stderr and a non-zero exit, never a traceback (a bug's traceback goes to a log file)."""
     args = build_parser().parse_args(argv)
-    if args.command is None:
-        return default.run(args.no_ui)
-    return int(args.handler(args) or 0)
+    try:
+        if args.command is None:
+            return default.run(args.no_ui)
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `mypt ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # noqa: BLE001 - the boundary: every other error is reported, not raised
+        print(f"error: {describe_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
