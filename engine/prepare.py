@@ -39,7 +39,7 @@ import numpy as np
 
 from . import dataset as dsf
 from .atomic import replace_folder
-from .episode import Episode, EpisodeError, input_files, parse_line, read_episodes
+from .episode import Episode, EpisodeError, SkipReason, Source, input_files, parse_line, read_episodes
 from .render import SystemPrompt, render_episode
 from .runs import pid_alive
 from .tokenizer import CharTokenizer, Tokenizer, from_state, gpt2
@@ -118,51 +118,6 @@ class PrepareReport:
     @property
     def val_mask_ratio(self) -> float:
         return self.val_supervised / self.val_tokens if self.val_tokens else 0.0
-
-
-# -- reasons -----------------------------------------------------------------------------------
-
-# (text found in a reason, its category); first match wins. Categories key skipped_by_reason.
-_REASONS = (
-    ("not valid UTF-8", "not valid UTF-8"),
-    ("invalid JSON", "invalid JSON"),
-    ("tool-call JSON", "invalid tool-call JSON"),
-    ("tool-call arguments JSON", "invalid tool-call JSON"),
-    ("tool call", "invalid tool call"),
-    ("tool-call", "invalid tool call"),
-    ("unknown role", "unknown role"),
-    ("empty content", "empty content"),
-    ("no assistant turn", "no assistant turn"),
-    ("no supervised tokens", "no supervised tokens"),
-    ("duplicate episode_id", "duplicate episode_id"),
-    ("content must be a string", "content is not a string"),
-    ("must be a string", "field is not a string"),
-    ("is not an object", "malformed message"),
-    ("context belongs to", "misplaced context"),
-    ("system", "misplaced system message"),
-    ("episode_id", "invalid episode_id"),
-    ('"meta"', "invalid meta"),
-    ("expected a JSON object", "not a JSON object"),
-    ('"messages"', "no messages"),
-    ('"conversations"', "no messages"),
-)
-
-
-def reason_category(reason: str) -> str:
-    """A short category for a skip reason (the keys of skipped_by_reason)."""
-    for needle, category in _REASONS:
-        if needle in reason:
-            return category
-    return "other"
-
-
-def _file_label(source: str) -> str:
-    """"dir/a.jsonl:12" -> "dir/a.jsonl"; "a.json#3" -> "a.json"."""
-    for sep in (":", "#"):
-        head, _, tail = source.rpartition(sep)
-        if head and tail.isdigit():
-            return head
-    return source
 
 
 # -- the job -----------------------------------------------------------------------------------
@@ -262,6 +217,12 @@ class _Source:
     content: array = field(default_factory=lambda: array(_COLUMNS["content"]))  # 64 bits of the sha256
     supervised: array = field(default_factory=lambda: array(_COLUMNS["supervised"]))
     duplicate: np.ndarray | None = None  # bool per written episode, after the duplicate pass
+    kept_starts: list[int] = field(default_factory=list)  # first written episode of each file with any
+    kept_files: list[FileCount] = field(default_factory=list)  # ... and that file's counts
+
+    def file_of(self, k: int) -> FileCount:
+        """The counts of the file written episode k was read from."""
+        return self.kept_files[bisect.bisect_right(self.kept_starts, k) - 1]
 
     def column(self, name: str) -> np.ndarray:
         dtype = np.uint32 if _COLUMNS[name] == "I" else np.uint64
@@ -437,12 +398,17 @@ class _Job:
         base = self.seq + 1  # seq of the chunk's first item
         self.seq += chunk.items
         self.done += chunk.items
+        start = len(src.seq)  # the written episodes of the chunk's files follow each other in input order
         for label, (kept, skipped) in chunk.files.items():
             fc = self._file(src.role, label)
+            if kept and (not src.kept_files or src.kept_files[-1] is not fc):
+                src.kept_starts.append(start)
+                src.kept_files.append(fc)
+            start += kept
             fc.episodes += kept
             fc.skipped += skipped
         for pos, err in chunk.errors:
-            self._skip(base + pos, err)
+            self._skip(base + pos, err.category, str(err))
         lines = chunk.tails.split(b"\n")[:-1]
         writer.add_block(chunk.ids, chunk.mask, chunk.lengths, int(chunk.supervised.sum(dtype=np.int64)),
                          [line + b"\n" for line in lines])
@@ -459,18 +425,17 @@ class _Job:
         # duplicate id among them would be the first invalid episode
         return not (self.opts.strict and chunk.errors)
 
-    def _skip(self, seq: int, err: EpisodeError) -> None:
+    def _skip(self, seq: int, category: SkipReason, message: str) -> None:
         self.n_errors += 1
         if self.first_error_seq is None:
             self.first_error_seq = seq
-        cat = reason_category(err.reason)
-        self.by_reason[cat] = self.by_reason.get(cat, 0) + 1
+        self.by_reason[category.value] = self.by_reason.get(category.value, 0) + 1
         # keep the KEEP_SKIPPED earliest messages: errors arrive in input order, except
         # duplicates, which are found after pass 1 (hence the insort when the list is full)
         if len(self.errors) < KEEP_SKIPPED:
-            self.errors.append((seq, str(err)))
+            self.errors.append((seq, message))
         elif seq < self.errors[-1][0]:
-            bisect.insort(self.errors, (seq, str(err)))
+            bisect.insort(self.errors, (seq, message))
             self.errors.pop()
 
     def _file(self, role: str, label: str) -> FileCount:
@@ -505,8 +470,9 @@ class _Job:
             if self.opts.strict and self.first_error_seq is not None and seqs[k] > self.first_error_seq:
                 continue  # --strict stopped at an earlier invalid episode
             src.duplicate[k] = True
-            self._skip(int(seqs[k]), EpisodeError(rec["source"], f"duplicate episode_id {rec['id']!r} (first at {first})"))
-            fc = self._file(src.role, _file_label(rec["source"]))
+            self._skip(int(seqs[k]), SkipReason.DUPLICATE_ID,
+                       f"{rec['source']}: duplicate episode_id {rec['id']!r} (first at {first})")
+            fc = src.file_of(int(k))
             fc.episodes -= 1
             fc.skipped += 1
 
@@ -656,8 +622,8 @@ def render_chunk(items: Iterable[Union[Episode, EpisodeError]], tok: Tokenizer, 
             r = render_episode(ep, tok, system)
             supervised = int(np.count_nonzero(r.mask))
             if supervised == 0:
-                ep = EpisodeError(ep.source, "no supervised tokens (nothing to train on)")
-        fc = files.setdefault(_file_label(ep.source), [0, 0])
+                ep = EpisodeError(ep.source, "no supervised tokens (nothing to train on)", SkipReason.NO_SUPERVISED)
+        fc = files.setdefault(ep.source.file, [0, 0])
         if isinstance(ep, EpisodeError):
             errors.append((n - 1, ep))
             fc[1] += 1
@@ -671,7 +637,7 @@ def render_chunk(items: Iterable[Union[Episode, EpisodeError]], tok: Tokenizer, 
         cols["supervised"].append(supervised)
         cols["id_hash"].append(int.from_bytes(hashlib.blake2b(ep.id.encode(), digest_size=8).digest(), "little"))
         cols["content"].append(int(sha[:16], 16))
-        tails.append(dsf.episode_tail(ep.id, ep.source, sha, len(r.ids), supervised, ep.meta))
+        tails.append(dsf.episode_tail(ep.id, str(ep.source), sha, len(r.ids), supervised, ep.meta))
         calls = [c.name for m in ep.messages for c in m.tool_calls]
         if calls:
             with_tools += 1
@@ -700,17 +666,7 @@ def _worker_init(tokenizer_state: dict, system: SystemPrompt) -> None:
 
 def _worker_render(label: str, first_line: int, lines: list[bytes]) -> _Chunk:
     """Parse and render a run of JSONL lines, with read_episodes' sources and messages."""
-    items: list[Union[Episode, EpisodeError]] = []
-    for k, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        source = f"{label}:{first_line + k}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            items.append(EpisodeError(source, f"not valid UTF-8 (byte {e.start + 1} of the line)"))
-            continue
-        items.append(parse_line(text, source))
+    items = [parse_line(raw, Source(label, first_line + k)) for k, raw in enumerate(lines) if raw.strip()]
     return render_chunk(items, _worker["tok"], _worker["system"])
 
 
