@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import engine.prepare as prep
+import engine.prepare.render as prep_render
 from engine.dataset import SplitWriter, open_dataset
 from engine.episode import read_episodes
+from engine.layout import TEMP_PREFIX
 from engine.prepare import PrepareCancelled, PrepareError, PrepareOptions, prepare
 from engine.render import SystemPrompt, render_episode
 from engine.tokenizer import from_state, gpt2
@@ -97,7 +99,7 @@ def test_val_size_rounds_and_keeps_both_splits_nonempty():
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
 def test_interrupted_in_pass1_leaves_no_output_and_no_temp(tmp_path, monkeypatch, exc):
     calls = []
-    real = prep.render_chunk
+    real = prep_render.render_chunk
 
     def failing(*a, **k):
         calls.append(1)
@@ -105,8 +107,8 @@ def test_interrupted_in_pass1_leaves_no_output_and_no_temp(tmp_path, monkeypatch
             raise exc("stop")
         return real(*a, **k)
 
-    monkeypatch.setattr(prep, "_CHUNK_EPISODES", 4)
-    monkeypatch.setattr(prep, "render_chunk", failing)
+    monkeypatch.setattr(prep_render, "CHUNK_EPISODES", 4)
+    monkeypatch.setattr(prep_render, "render_chunk", failing)
     with pytest.raises(exc):
         prepared(tmp_path, many(20), workers=1)
     assert not (tmp_path / "out").exists()
@@ -134,7 +136,7 @@ def test_a_prepare_killed_between_its_two_renames_gets_the_old_output_back(tmp_p
     before = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f"{prep.TEMP_PREFIX}out.{dead.pid}"
+    stale = tmp_path / f"{TEMP_PREFIX}out.{dead.pid}"
     stale.mkdir()
     (tmp_path / "out").rename(stale / "old")
     (stale / "dataset").mkdir()  # the new one, complete or not, is thrown away
@@ -164,7 +166,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path):
 
 
 def test_should_stop_cancels_cleanly(tmp_path, monkeypatch):
-    monkeypatch.setattr(prep, "_CHUNK_EPISODES", 4)
+    monkeypatch.setattr(prep_render, "CHUNK_EPISODES", 4)
     seen = []
     src = write_jsonl(tmp_path / "in.jsonl", many(20))
     with pytest.raises(PrepareCancelled, match="nothing was written"):
@@ -212,7 +214,7 @@ def test_all_bad_cases_together_listed_in_input_order(tmp_path, capsys):
 
 
 def test_zero_supervised_episode_is_rejected(tmp_path, monkeypatch):
-    real = prep.render_episode
+    real = prep_render.render_episode
 
     def no_mask_for_b(ep, tok, system):
         r = real(ep, tok, system)
@@ -220,7 +222,7 @@ def test_zero_supervised_episode_is_rejected(tmp_path, monkeypatch):
             r.mask[:] = 0
         return r
 
-    monkeypatch.setattr(prep, "render_episode", no_mask_for_b)
+    monkeypatch.setattr(prep_render, "render_episode", no_mask_for_b)
     r = prepared(tmp_path, [chat("a", "x", "y"), chat("b", "x", "z")], val_split=0)
     assert r.skipped == ["in.jsonl:2: no supervised tokens (nothing to train on)"]
     assert r.skipped_by_reason == {"no supervised tokens": 1}
