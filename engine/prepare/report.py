@@ -12,8 +12,9 @@ from .. import dataset as dsf
 from ..tokenizer import Tokenizer
 from .options import PrepareOptions, PrepareReport
 from .skips import SkipTally
+from .split import VAL
 from .work import Rendered, RenderStats, WorkSplit
-from .write import VAL, Written
+from .write import Written
 
 
 def finish(opts: PrepareOptions, dataset: Path, tok: Tokenizer, inputs: list[dict], rendered: Rendered,

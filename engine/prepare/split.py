@@ -12,6 +12,8 @@ from .options import PrepareOptions
 from .skips import SkipTally
 from .work import WorkSplit
 
+TRAIN, VAL, DROPPED = 0, 1, -1  # what assign_splits makes of each written episode
+
 
 def mark_duplicates(work: WorkSplit, skips: SkipTally, strict: bool) -> None:
     """Mark the later episodes whose id repeats an earlier one as skipped. Only episodes whose
@@ -43,10 +45,10 @@ def mark_duplicates(work: WorkSplit, skips: SkipTally, strict: bool) -> None:
 
 
 def assign_splits(works: list[WorkSplit], opts: PrepareOptions) -> tuple[list[np.ndarray], list[str]]:
-    """Per input, per written episode: 0 train, 1 val, -1 dropped (a duplicate); and the
-    warnings. With a val_file each input is one split; otherwise a seeded draw from the input."""
+    """Per input, per written episode: TRAIN, VAL or DROPPED (a duplicate); and the warnings.
+    With a val_file each input is one split; otherwise a seeded draw from the input."""
     if opts.val_file is not None:
-        return [np.where(work.duplicate, -1, code).astype(np.int8) for code, work in enumerate(works)], []
+        return [np.where(work.duplicate, DROPPED, code).astype(np.int8) for code, work in zip((TRAIN, VAL), works)], []
     duplicate = works[0].duplicate
     keep = np.flatnonzero(~duplicate)
     n = len(keep)
@@ -54,10 +56,10 @@ def assign_splits(works: list[WorkSplit], opts: PrepareOptions) -> tuple[list[np
     warnings = []
     if opts.val_split > 0 and n_val == 0:
         warnings.append(f"no val episodes: {n} valid episode(s) is too few to split off {opts.val_split:g}")
-    target = np.full(len(duplicate), -1, dtype=np.int8)
-    target[keep] = 0
+    target = np.full(len(duplicate), DROPPED, dtype=np.int8)
+    target[keep] = TRAIN
     perm = np.random.default_rng(opts.seed).permutation(n)
-    target[keep[perm[:n_val]]] = 1
+    target[keep[perm[:n_val]]] = VAL
     return [target], warnings
 
 

@@ -41,8 +41,9 @@ class WorkSplit:
     last_seq: int = 0  # seq of the input's last item
     files: list[FileCount] = field(default_factory=list)  # per input file, in input order
     duplicate: np.ndarray | None = None  # bool per written episode, set by the duplicate pass
-    _starts: list[int] = field(default_factory=list)  # first written episode of each file that has any
-    _owners: list[FileCount] = field(default_factory=list)  # ... and that file
+    # the files that have written episodes, each with its first one (file_of's lookup)
+    _starts: list[int] = field(default_factory=list, init=False, repr=False)
+    _owners: list[FileCount] = field(default_factory=list, init=False, repr=False)
 
     def column(self, name: str) -> np.ndarray:
         dtype = np.uint32 if _COLUMNS[name] == "I" else np.uint64
@@ -117,36 +118,35 @@ def render_inputs(opts: PrepareOptions, inputs: list[tuple[str, Path]], tmp: Pat
                   system: SystemPrompt, total: int | None, control: Control) -> Rendered:
     """Pass 1 over the inputs in order. With --strict it stops at the first chunk that has an
     invalid episode: the later inputs keep empty work splits."""
-    done = Rendered([WorkSplit(role, path, tmp / f"work-{role}") for role, path in inputs])
+    result = Rendered([WorkSplit(role, path, tmp / f"work-{role}") for role, path in inputs])
     seq = 0  # items read so far, all inputs: the progress done
-    for work in done.works:
+    for work in result.works:
         files = input_files(work.path)
         workers = worker_count(opts.workers, files, total)
         writer = dsf.SplitWriter(work.folder)
         try:
             for chunk in rendered_chunks(work.path, files, workers, tok, system, control.check_stop):
-                _write_chunk(chunk, seq + 1, work, writer, done)
+                _write_chunk(chunk, seq + 1, work, writer, result)
                 seq += chunk.items
                 if opts.strict and chunk.errors:
-                    break
+                    break  # the chunk is written all the same: a duplicate id before its error would come first
                 control.on_progress(seq, total)
                 control.check_stop()
         finally:
             writer.close(sync=False)
         work.last_seq = seq
         control.on_progress(seq, total)
-        if opts.strict and done.skips.total:
+        if opts.strict and result.skips.total:
             break
-    return done
+    return result
 
 
-def _write_chunk(chunk: Chunk, base: int, work: WorkSplit, writer: dsf.SplitWriter, done: Rendered) -> None:
-    """Write one rendered chunk whose first item has seq `base`. With --strict the episodes after
-    an invalid one are written all the same: a duplicate id among them would be the first error."""
+def _write_chunk(chunk: Chunk, base: int, work: WorkSplit, writer: dsf.SplitWriter, result: Rendered) -> None:
+    """Write one rendered chunk, whose first item has seq `base`, and tally it."""
     work.add(chunk, base)
     for pos, err in chunk.errors:
-        done.skips.add(base + pos, err.category, str(err))
+        result.skips.add(base + pos, err.category, str(err))
     lines = chunk.tails.split(b"\n")[:-1]
     writer.add_block(chunk.ids, chunk.mask, chunk.lengths, int(chunk.supervised.sum(dtype=np.int64)),
                      [line + b"\n" for line in lines])
-    done.stats.add(chunk)
+    result.stats.add(chunk)

@@ -12,12 +12,11 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 
 from .. import dataset as dsf
+from .split import TRAIN, VAL
 from .work import WorkSplit
 
 _COPY_TOKENS = 1 << 20  # pass 2 copies about this many tokens at a time
 _COPY_WINDOW = 1 << 14  # ... reading the work index this many episodes at a time
-
-TRAIN, VAL = 0, 1  # the codes of assign_splits' targets
 
 
 @dataclass
@@ -80,7 +79,7 @@ def _deal(ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, target: np.nda
           tails: list[bytes], writers: tuple[dsf.SplitWriter, dsf.SplitWriter]) -> None:
     """Hand a block's episodes to the split each is assigned to (none for a dropped one)."""
     per_token = np.repeat(target, lengths)
-    for code, writer in enumerate(writers):
+    for code, writer in zip((TRAIN, VAL), writers):
         sel = target == code
         if sel.any():
             tok_sel = per_token == code
