@@ -3,9 +3,8 @@
 An input is a JSONL file (one episode a line), a `.json` file (one episode, or a list of
 them), or a folder of such files (read in sorted path order). Reading never stops at a bad
 episode: it yields an `EpisodeError` that says `file:line: reason`, and the caller decides
-whether to skip it or fail (`--strict`). Where an episode was read (`Source`) and the kind of
-reason it was rejected for (`SkipReason`) are data, so nothing downstream reads them back
-out of the message text.
+whether to skip it or fail (`--strict`). Where it was read (`Source`) and why, as a category
+(`SkipReason`), are data: nothing downstream reads them back out of the message text.
 """
 
 from __future__ import annotations
@@ -47,9 +46,8 @@ class SkipReason(str, Enum):
 
 @dataclass(frozen=True)
 class Source:
-    """Where an episode was read: the file's label and, within it, a line (JSON lines) or an
-    item (a .json list); neither for a .json file of one episode. Printed as `file:line`,
-    `file#item` or `file`."""
+    """Where an episode was read: the file's label and a line (JSON lines), an item (a .json list)
+    or neither (a .json file of one episode). Printed as `file:line`, `file#item` or `file`."""
 
     file: str
     line: int | None = None
@@ -116,8 +114,7 @@ class Episode:
 
 @dataclass(frozen=True)
 class EpisodeError:
-    """An episode that cannot be used: where (source), why in words (reason, what users read)
-    and why as a category (what prepare counts)."""
+    """An episode that cannot be used: where, why in words (what users read), why as a category."""
 
     source: Source
     reason: str
