@@ -3,7 +3,8 @@
 An input is a JSONL file (one episode a line), a `.json` file (one episode, or a list of
 them), or a folder of such files (read in sorted path order). Reading never stops at a bad
 episode: it yields an `EpisodeError` that says `file:line: reason`, and the caller decides
-whether to skip it or fail (`--strict`).
+whether to skip it or fail (`--strict`). Where it was read (`Source`) and why, as a category
+(`SkipReason`), are data: nothing downstream reads them back out of the message text.
 """
 
 from __future__ import annotations
@@ -11,10 +12,53 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Union
 
 INPUT_SUFFIXES = (".jsonl", ".json")
+
+
+class SkipReason(str, Enum):
+    """Why an episode is rejected, as the category prepare counts it: the values are the keys of
+    `skipped.by_reason` in dataset_metadata.json, so they are part of the dataset format."""
+
+    NOT_UTF8 = "not valid UTF-8"
+    INVALID_JSON = "invalid JSON"
+    NOT_OBJECT = "not a JSON object"
+    NO_MESSAGES = "no messages"
+    MALFORMED_MESSAGE = "malformed message"
+    UNKNOWN_ROLE = "unknown role"
+    MISPLACED_SYSTEM = "misplaced system message"
+    MISPLACED_CONTEXT = "misplaced context"
+    CONTENT_NOT_STRING = "content is not a string"
+    FIELD_NOT_STRING = "field is not a string"
+    EMPTY_CONTENT = "empty content"
+    TOOL_CALL = "invalid tool call"
+    TOOL_CALL_JSON = "invalid tool-call JSON"
+    NO_ASSISTANT = "no assistant turn"
+    INVALID_ID = "invalid episode_id"
+    INVALID_META = "invalid meta"
+    NO_SUPERVISED = "no supervised tokens"  # rendered, but the mask trains on nothing (prepare)
+    DUPLICATE_ID = "duplicate episode_id"  # found by prepare across the whole input
+    OTHER = "other"  # an input that cannot be read at all (prepare refuses it before reading)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an episode was read: the file's label and a line (JSON lines), an item (a .json list)
+    or neither (a .json file of one episode). Printed as `file:line`, `file#item` or `file`."""
+
+    file: str
+    line: int | None = None
+    item: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.file}:{self.line}"
+        if self.item is not None:
+            return f"{self.file}#{self.item}"
+        return self.file
 
 
 @dataclass(frozen=True)
@@ -51,7 +95,7 @@ class Episode:
     messages: tuple[Message, ...]
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    source: str = ""  # "file:line" where it was read
+    source: Source = Source("")  # where it was read
 
     @property
     def sha256(self) -> str:
@@ -70,15 +114,25 @@ class Episode:
 
 @dataclass(frozen=True)
 class EpisodeError:
-    source: str  # "file:line"
+    """An episode that cannot be used: where, why in words (what users read), why as a category."""
+
+    source: Source
     reason: str
+    category: SkipReason
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
 
 
 class BadEpisode(ValueError):
-    """Raised inside parsing; turned into an EpisodeError with the episode's source."""
+    """Raised inside parsing with its category; turned into an EpisodeError with the episode's source."""
+
+    def __init__(self, category: SkipReason, reason: str) -> None:
+        super().__init__(reason)
+        self.category = category
+
+    def at(self, source: Source) -> EpisodeError:
+        return EpisodeError(source, str(self), self.category)
 
 
 def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
@@ -118,7 +172,7 @@ def read_episodes(path: str | Path) -> Iterator[Union[Episode, EpisodeError]]:
     try:
         files = input_files(root)
     except FileNotFoundError as e:
-        yield EpisodeError(str(root), str(e).split(": ", 1)[-1])
+        yield EpisodeError(Source(str(root)), str(e).split(": ", 1)[-1], SkipReason.OTHER)
         return
     for f in files:
         label = f.relative_to(root).as_posix() if root.is_dir() else f.name
@@ -133,15 +187,8 @@ def _read_file(f: Path, label: str) -> Iterator[Union[Episode, EpisodeError]]:
             return
     with open(f, "rb") as fh:  # JSON lines (also a .json file that holds several lines)
         for lineno, raw in enumerate(fh, 1):
-            source = f"{label}:{lineno}"
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield EpisodeError(source, f"not valid UTF-8 (byte {e.start + 1} of the line)")
-                continue
-            yield parse_line(text, source)
+            if raw.strip():
+                yield parse_line(raw, Source(label, lineno))
 
 
 def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] | None:
@@ -149,53 +196,62 @@ def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] |
     try:
         obj = json.loads(f.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
-        return [EpisodeError(f"{label}:1", f"not valid UTF-8 (byte {e.start + 1})")]
+        return [EpisodeError(Source(label, 1), f"not valid UTF-8 (byte {e.start + 1})", SkipReason.NOT_UTF8)]
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
             return None
-        return [EpisodeError(f"{label}:{e.lineno}", f"invalid JSON: {e.msg} (column {e.colno})")]
+        return [EpisodeError(Source(label, e.lineno), f"invalid JSON: {e.msg} (column {e.colno})",
+                             SkipReason.INVALID_JSON)]
     items = obj if isinstance(obj, list) else [obj]
     out: list[Union[Episode, EpisodeError]] = []
     for i, item in enumerate(items, 1):
-        source = f"{label}#{i}" if isinstance(obj, list) else label
+        source = Source(label, item=i) if isinstance(obj, list) else Source(label)
         try:
             out.append(parse_episode(item, source))
         except BadEpisode as e:
-            out.append(EpisodeError(source, str(e)))
+            out.append(e.at(source))
     return out
 
 
-def parse_line(text: str, source: str) -> Union[Episode, EpisodeError]:
+def parse_line(raw: bytes, source: Source) -> Union[Episode, EpisodeError]:
+    """One JSON line (not blank) -> its episode or why not; also what prepare's workers parse."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return EpisodeError(source, f"not valid UTF-8 (byte {e.start + 1} of the line)", SkipReason.NOT_UTF8)
     try:
         obj = json.loads(text.rstrip("\r\n"))  # a cut-off line reports its own column
     except json.JSONDecodeError as e:
-        return EpisodeError(source, f"invalid JSON: {e.msg} (column {e.colno})")
+        return EpisodeError(source, f"invalid JSON: {e.msg} (column {e.colno})", SkipReason.INVALID_JSON)
     try:
         return parse_episode(obj, source)
     except BadEpisode as e:
-        return EpisodeError(source, str(e))
+        return e.at(source)
 
 
 # -- the three schemas -------------------------------------------------------------------------
 
-def parse_episode(obj: Any, source: str) -> Episode:
-    """One episode object in any of the three schemas -> Episode (raises BadEpisode)."""
+def parse_episode(obj: Any, source: Source | str) -> Episode:
+    """One episode object in any of the three schemas -> Episode (raises BadEpisode). A plain
+    string source is a label of its own (for callers that do not read a file)."""
+    if isinstance(source, str):
+        source = Source(source)
     if not isinstance(obj, dict):
-        raise BadEpisode(f"expected a JSON object, got {type(obj).__name__}")
+        raise BadEpisode(SkipReason.NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
     if "conversations" in obj:
         system, messages = _sharegpt(obj["conversations"])
     elif "messages" in obj:
         system, messages = _messages(obj["messages"], obj.get("system"))
     else:
-        raise BadEpisode('no "messages" (MyPT gold / OpenAI) or "conversations" (ShareGPT) key')
+        raise BadEpisode(SkipReason.NO_MESSAGES, 'no "messages" (MyPT gold / OpenAI) or "conversations" (ShareGPT) key')
     _check_conversation(messages)
     meta = obj.get("meta") or obj.get("metadata") or {}
     if not isinstance(meta, dict):
-        raise BadEpisode('"meta" must be an object')
+        raise BadEpisode(SkipReason.INVALID_META, '"meta" must be an object')
     ep_id = obj.get("episode_id", obj.get("id"))
     if ep_id is not None and (not isinstance(ep_id, (str, int)) or isinstance(ep_id, bool) or str(ep_id) == ""):
-        raise BadEpisode('"episode_id" must be a non-empty string or integer')
-    return Episode(id=str(ep_id) if ep_id is not None else source, messages=tuple(messages),
+        raise BadEpisode(SkipReason.INVALID_ID, '"episode_id" must be a non-empty string or integer')
+    return Episode(id=str(ep_id) if ep_id is not None else str(source), messages=tuple(messages),
                    system=system, meta=meta, source=source)
 
 
@@ -206,20 +262,22 @@ MYPT_OPENAI_ROLES = ("system", "user", "assistant", "assistant_toolcall", "toolr
 def _messages(raw: Any, top_system: Any) -> tuple[str | None, list[Message]]:
     """MyPT gold and OpenAI chat share the `messages` list; their roles are read together."""
     if not isinstance(raw, list) or not raw:
-        raise BadEpisode('"messages" must be a non-empty list')
+        raise BadEpisode(SkipReason.NO_MESSAGES, '"messages" must be a non-empty list')
     system = _opt_text(top_system, '"system"')
     messages: list[Message] = []
     for i, m in enumerate(raw, 1):
         where = f"message {i}"
         if not isinstance(m, dict):
-            raise BadEpisode(f"{where} is not an object")
+            raise BadEpisode(SkipReason.MALFORMED_MESSAGE, f"{where} is not an object")
         role = m.get("role")
         if role not in MYPT_OPENAI_ROLES:
-            raise BadEpisode(f"{where}: unknown role {role!r} (expected one of {', '.join(MYPT_OPENAI_ROLES)})")
+            raise BadEpisode(SkipReason.UNKNOWN_ROLE,
+                             f"{where}: unknown role {role!r} (expected one of {', '.join(MYPT_OPENAI_ROLES)})")
         where = f"{where} ({role})"
         if role == "system":
             if messages or system is not None:
-                raise BadEpisode(f"{where}: a system message must come first and only once")
+                raise BadEpisode(SkipReason.MISPLACED_SYSTEM,
+                                 f"{where}: a system message must come first and only once")
             system = _text(m.get("content"), where)
         elif role == "user":
             messages.append(Message("user", _text(m.get("content"), where),
@@ -233,7 +291,8 @@ def _messages(raw: Any, top_system: Any) -> tuple[str | None, list[Message]]:
                 "assistant", _text(content, where) if not calls or content else "", tool_calls=calls,
                 think=_opt_text(m.get("think"), f"{where} think"), cite=_opt_text(m.get("cite"), f"{where} cite")))
             if m.get("context") is not None:
-                raise BadEpisode(f"{where}: context belongs to a user message or an assistant_context turn")
+                raise BadEpisode(SkipReason.MISPLACED_CONTEXT,
+                                 f"{where}: context belongs to a user message or an assistant_context turn")
         elif role == "assistant_toolcall":
             call = _call(m.get("name"), m.get("arguments"), where)
             content = m.get("content")
@@ -251,21 +310,22 @@ SHAREGPT_ROLES = ("system", "human", "gpt", "function_call", "observation")
 
 def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
     if not isinstance(raw, list) or not raw:
-        raise BadEpisode('"conversations" must be a non-empty list')
+        raise BadEpisode(SkipReason.NO_MESSAGES, '"conversations" must be a non-empty list')
     system = None
     messages: list[Message] = []
     for i, m in enumerate(raw, 1):
         where = f"turn {i}"
         if not isinstance(m, dict):
-            raise BadEpisode(f"{where} is not an object")
+            raise BadEpisode(SkipReason.MALFORMED_MESSAGE, f"{where} is not an object")
         who = m.get("from")
         if who not in SHAREGPT_ROLES:
-            raise BadEpisode(f"{where}: unknown role {who!r} (expected one of {', '.join(SHAREGPT_ROLES)})")
+            raise BadEpisode(SkipReason.UNKNOWN_ROLE,
+                             f"{where}: unknown role {who!r} (expected one of {', '.join(SHAREGPT_ROLES)})")
         where = f"{where} ({who})"
         value = m.get("value")
         if who == "system":
             if messages or system is not None:
-                raise BadEpisode(f"{where}: a system turn must come first and only once")
+                raise BadEpisode(SkipReason.MISPLACED_SYSTEM, f"{where}: a system turn must come first and only once")
             system = _text(value, where)
         elif who == "human":
             messages.append(Message("user", _text(value, where)))
@@ -276,10 +336,11 @@ def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
             try:
                 call = json.loads(text)
             except json.JSONDecodeError as e:
-                raise BadEpisode(f"{where}: invalid tool-call JSON: {e.msg}") from None
+                raise BadEpisode(SkipReason.TOOL_CALL_JSON, f"{where}: invalid tool-call JSON: {e.msg}") from None
             if not isinstance(call, dict):
-                raise BadEpisode(f"{where}: a tool call must be a JSON object")
-            messages.append(Message("assistant", tool_calls=(_call(call.get("name"), call.get("arguments", {}), where),)))
+                raise BadEpisode(SkipReason.TOOL_CALL, f"{where}: a tool call must be a JSON object")
+            tool_call = _call(call.get("name"), call.get("arguments", {}), where)
+            messages.append(Message("assistant", tool_calls=(tool_call,)))
         else:  # observation
             messages.append(Message("toolresult", _result_text(value, where)))
     return system, messages
@@ -287,33 +348,35 @@ def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
 
 def _openai_call(c: Any, where: str) -> ToolCall:
     if not isinstance(c, dict):
-        raise BadEpisode(f"{where} is not an object")
+        raise BadEpisode(SkipReason.TOOL_CALL, f"{where} is not an object")
     fn = c.get("function", c)
     if not isinstance(fn, dict):
-        raise BadEpisode(f'{where}: "function" must be an object')
+        raise BadEpisode(SkipReason.TOOL_CALL, f'{where}: "function" must be an object')
     return _call(fn.get("name"), fn.get("arguments", {}), where)
 
 
 def _call(name: Any, arguments: Any, where: str) -> ToolCall:
     if not isinstance(name, str) or not name.strip():
-        raise BadEpisode(f"{where}: a tool call needs a non-empty \"name\"")
+        raise BadEpisode(SkipReason.TOOL_CALL, f"{where}: a tool call needs a non-empty \"name\"")
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as e:
-            raise BadEpisode(f"{where}: invalid tool-call arguments JSON: {e.msg} (column {e.colno})") from None
+            raise BadEpisode(SkipReason.TOOL_CALL_JSON,
+                             f"{where}: invalid tool-call arguments JSON: {e.msg} (column {e.colno})") from None
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        raise BadEpisode(f"{where}: tool-call arguments must be a JSON object")
+        raise BadEpisode(SkipReason.TOOL_CALL, f"{where}: tool-call arguments must be a JSON object")
     return ToolCall(name.strip(), arguments)
 
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise BadEpisode(f"{where}: content must be a string, got {type(value).__name__}")
+        raise BadEpisode(SkipReason.CONTENT_NOT_STRING,
+                         f"{where}: content must be a string, got {type(value).__name__}")
     if not value.strip():
-        raise BadEpisode(f"{where}: empty content")
+        raise BadEpisode(SkipReason.EMPTY_CONTENT, f"{where}: empty content")
     return value
 
 
@@ -321,7 +384,7 @@ def _opt_text(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadEpisode(f"{where} must be a string")
+        raise BadEpisode(SkipReason.FIELD_NOT_STRING, f"{where} must be a string")
     return value if value.strip() else None
 
 
@@ -334,4 +397,4 @@ def _result_text(value: Any, where: str) -> str:
 
 def _check_conversation(messages: list[Message]) -> None:
     if not any(m.role == "assistant" for m in messages):
-        raise BadEpisode("no assistant turn (nothing to train on)")
+        raise BadEpisode(SkipReason.NO_ASSISTANT, "no assistant turn (nothing to train on)")

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 import engine.prepare as prep
+import engine.prepare.render as prep_render
 from engine.dataset import open_dataset
 from engine.dataset_writer import SplitWriter
-from engine.episode import read_episodes
+from engine.episode import EpisodeError, SkipReason, Source, read_episodes
+from engine.layout import TEMP_PREFIX
 from engine.prepare import PrepareCancelled, PrepareError, PrepareOptions, prepare
+from engine.prepare.skips import SkipTally
 from engine.render import SystemPrompt, render_episode
 from engine.tokenizer import from_state, gpt2
 from helpers_data import chat, leftovers, many, prepared, tool_episode, write_jsonl
@@ -98,7 +101,7 @@ def test_val_size_rounds_and_keeps_both_splits_nonempty():
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
 def test_interrupted_in_pass1_leaves_no_output_and_no_temp(tmp_path, monkeypatch, exc):
     calls = []
-    real = prep.render_chunk
+    real = prep_render.render_chunk
 
     def failing(*a, **k):
         calls.append(1)
@@ -106,8 +109,8 @@ def test_interrupted_in_pass1_leaves_no_output_and_no_temp(tmp_path, monkeypatch
             raise exc("stop")
         return real(*a, **k)
 
-    monkeypatch.setattr(prep, "_CHUNK_EPISODES", 4)
-    monkeypatch.setattr(prep, "render_chunk", failing)
+    monkeypatch.setattr(prep_render, "CHUNK_EPISODES", 4)
+    monkeypatch.setattr(prep_render, "render_chunk", failing)
     with pytest.raises(exc):
         prepared(tmp_path, many(20), workers=1)
     assert not (tmp_path / "out").exists()
@@ -135,7 +138,7 @@ def test_a_prepare_killed_between_its_two_renames_gets_the_old_output_back(tmp_p
     before = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f"{prep.TEMP_PREFIX}out.{dead.pid}"
+    stale = tmp_path / f"{TEMP_PREFIX}out.{dead.pid}"
     stale.mkdir()
     (tmp_path / "out").rename(stale / "old")
     (stale / "dataset").mkdir()  # the new one, complete or not, is thrown away
@@ -165,7 +168,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path):
 
 
 def test_should_stop_cancels_cleanly(tmp_path, monkeypatch):
-    monkeypatch.setattr(prep, "_CHUNK_EPISODES", 4)
+    monkeypatch.setattr(prep_render, "CHUNK_EPISODES", 4)
     seen = []
     src = write_jsonl(tmp_path / "in.jsonl", many(20))
     with pytest.raises(PrepareCancelled, match="nothing was written"):
@@ -213,7 +216,7 @@ def test_all_bad_cases_together_listed_in_input_order(tmp_path, capsys):
 
 
 def test_zero_supervised_episode_is_rejected(tmp_path, monkeypatch):
-    real = prep.render_episode
+    real = prep_render.render_episode
 
     def no_mask_for_b(ep, tok, system):
         r = real(ep, tok, system)
@@ -221,7 +224,7 @@ def test_zero_supervised_episode_is_rejected(tmp_path, monkeypatch):
             r.mask[:] = 0
         return r
 
-    monkeypatch.setattr(prep, "render_episode", no_mask_for_b)
+    monkeypatch.setattr(prep_render, "render_episode", no_mask_for_b)
     r = prepared(tmp_path, [chat("a", "x", "y"), chat("b", "x", "z")], val_split=0)
     assert r.skipped == ["in.jsonl:2: no supervised tokens (nothing to train on)"]
     assert r.skipped_by_reason == {"no supervised tokens": 1}
@@ -361,3 +364,52 @@ def test_cli_prints_the_guides_summary(tmp_path, capsys):
     assert "Per file:\n  [input] gold.jsonl: 20 episodes, 0 skipped\n" in text
     assert f"Episode 0 of train: id '{tr.ids[0]}', source gold.jsonl:" in text
     assert "<myPT_assistant>[[Answer number" in text
+
+
+def test_skip_categories_come_from_the_reason_type_not_the_message_text(tmp_path):
+    """Texts that name other categories: an id that reads "not valid UTF-8", a role called
+    "tool call". The categories are those of where the episode was rejected."""
+    odd_id = chat("not valid UTF-8", "q", "a")
+    tool_call_role = {"messages": [{"role": "tool call", "content": "x"}, {"role": "assistant", "content": "y"}]}
+    r = prepared(tmp_path, [odd_id, GOOD, odd_id, tool_call_role], val_split=0)
+    assert r.skipped == [
+        "in.jsonl:3: duplicate episode_id 'not valid UTF-8' (first at in.jsonl:1)",
+        "in.jsonl:4: message 1: unknown role 'tool call' (expected one of system, user, assistant, "
+        "assistant_toolcall, toolresult, tool, assistant_context)"]
+    assert r.skipped_by_reason == {"duplicate episode_id": 1, "unknown role": 1}
+
+
+def test_a_skip_is_counted_under_its_category_whatever_its_text():
+    tally = SkipTally()
+    err = EpisodeError(Source("a.jsonl", 7), "invalid JSON, empty content, duplicate episode_id",
+                       SkipReason.INVALID_META)
+    tally.add(7, err.category, str(err))
+    assert tally.by_reason == {"invalid meta": 1}
+    assert tally.messages() == ["a.jsonl:7: invalid JSON, empty content, duplicate episode_id"]
+
+
+def test_duplicates_count_against_the_file_they_were_read_from(tmp_path):
+    """Files share a chunk; each duplicate is charged to its own file, from the source's data."""
+    write_jsonl(tmp_path / "gold" / "a.jsonl", [chat("x", "q1", "a1"), chat("y", "q2", "a2")])
+    (tmp_path / "gold" / "b.json").write_text(json.dumps([chat("x", "q3", "a3"), chat("z", "q4", "a4")]))
+    write_jsonl(tmp_path / "gold" / "c.jsonl", [chat("z", "q5", "a5"), chat("w", "q6", "a6")])
+    r = prepare(PrepareOptions(tmp_path / "gold", tmp_path / "out", val_split=0))
+    assert r.skipped == ["b.json#1: duplicate episode_id 'x' (first at a.jsonl:1)",
+                         "c.jsonl:1: duplicate episode_id 'z' (first at b.json#2)"]
+    assert [(f.file, f.episodes, f.skipped) for f in r.files] == [("a.jsonl", 2, 0), ("b.json", 1, 1),
+                                                                   ("c.jsonl", 1, 1)]
+
+
+def test_the_listed_skips_are_the_earliest_even_when_duplicates_come_later():
+    """Pass 1 lists its skips first; duplicates found afterwards may be earlier in the input."""
+    tally = SkipTally(keep=3)
+    tally.add(50, SkipReason.INVALID_JSON, "late")
+    for seq in (1, 2, 3):
+        tally.add(seq, SkipReason.DUPLICATE_ID, f"dup {seq}")
+    assert tally.messages() == ["dup 1", "dup 2", "dup 3"]
+    assert (tally.total, tally.first_seq, tally.by_reason) == (4, 50, {"invalid JSON": 1, "duplicate episode_id": 3})
+
+
+def test_sources_are_data_and_print_as_before():
+    assert [str(s) for s in (Source("a.jsonl", 3), Source("b.json", item=2), Source("c.json"))] == [
+        "a.jsonl:3", "b.json#2", "c.json"]
