@@ -16,6 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Union
 
+from . import jsonio
+
 INPUT_SUFFIXES = (".jsonl", ".json")
 
 
@@ -25,6 +27,7 @@ class SkipReason(str, Enum):
 
     NOT_UTF8 = "not valid UTF-8"
     INVALID_JSON = "invalid JSON"
+    TOO_DEEP = "JSON nested too deeply"
     NOT_OBJECT = "not a JSON object"
     NO_MESSAGES = "no messages"
     MALFORMED_MESSAGE = "malformed message"
@@ -194,9 +197,11 @@ def _read_file(f: Path, label: str) -> Iterator[Union[Episode, EpisodeError]]:
 def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] | None:
     """A .json file holding one episode or a list of them; None when it is JSON lines."""
     try:
-        obj = json.loads(f.read_bytes().decode("utf-8"))
+        obj = jsonio.loads(f.read_bytes().decode("utf-8-sig"))  # -sig: a BOM is not part of the JSON
     except UnicodeDecodeError as e:
         return [EpisodeError(Source(label, 1), f"not valid UTF-8 (byte {e.start + 1})", SkipReason.NOT_UTF8)]
+    except jsonio.JsonTooDeep as e:
+        return [EpisodeError(Source(label), str(e), SkipReason.TOO_DEEP)]
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
             return None
@@ -216,11 +221,13 @@ def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] |
 def parse_line(raw: bytes, source: Source) -> Union[Episode, EpisodeError]:
     """One JSON line (not blank) -> its episode or why not; also what prepare's workers parse."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig" if source.line == 1 else "utf-8")  # a BOM may open the file
     except UnicodeDecodeError as e:
         return EpisodeError(source, f"not valid UTF-8 (byte {e.start + 1} of the line)", SkipReason.NOT_UTF8)
     try:
-        obj = json.loads(text.rstrip("\r\n"))  # a cut-off line reports its own column
+        obj = jsonio.loads(text.rstrip("\r\n"))  # a cut-off line reports its own column
+    except jsonio.JsonTooDeep as e:
+        return EpisodeError(source, str(e), SkipReason.TOO_DEEP)
     except json.JSONDecodeError as e:
         return EpisodeError(source, f"invalid JSON: {e.msg} (column {e.colno})", SkipReason.INVALID_JSON)
     try:
@@ -334,7 +341,9 @@ def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
         elif who == "function_call":
             text = _text(value, where)
             try:
-                call = json.loads(text)
+                call = jsonio.loads(text)
+            except jsonio.JsonTooDeep as e:
+                raise BadEpisode(SkipReason.TOO_DEEP, f"{where}: tool call: {e}") from None
             except json.JSONDecodeError as e:
                 raise BadEpisode(SkipReason.TOOL_CALL_JSON, f"{where}: invalid tool-call JSON: {e.msg}") from None
             if not isinstance(call, dict):
@@ -360,7 +369,9 @@ def _call(name: Any, arguments: Any, where: str) -> ToolCall:
         raise BadEpisode(SkipReason.TOOL_CALL, f"{where}: a tool call needs a non-empty \"name\"")
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            arguments = jsonio.loads(arguments) if arguments.strip() else {}
+        except jsonio.JsonTooDeep as e:
+            raise BadEpisode(SkipReason.TOO_DEEP, f"{where}: tool-call arguments: {e}") from None
         except json.JSONDecodeError as e:
             raise BadEpisode(SkipReason.TOOL_CALL_JSON,
                              f"{where}: invalid tool-call arguments JSON: {e.msg} (column {e.colno})") from None

@@ -136,14 +136,6 @@ def render_turns(messages: Sequence[Message], tok: Tokenizer) -> list[list[int]]
     return out
 
 
-def render_reply(msg: Message, tok: Tokenizer) -> list[int]:
-    """What the model should generate after `<myPT_assistant>` for this turn (closing tag included)."""
-    b = _Builder(tok)
-    _reply_body(b, msg)
-    b.tag("/assistant", 1)
-    return b.ids
-
-
 # -- reading a reply back ----------------------------------------------------------------------
 
 REPLY_TAGS = {"think", "/think", "cite", "/cite", "toolcall", "/toolcall"}

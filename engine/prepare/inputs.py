@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 from ..episode import Episode, input_files, read_episodes
 from ..render import SystemPrompt
-from ..tokenizer import CharTokenizer, Tokenizer, gpt2
+from ..tokenizer import Tokenizer, load_tokenizer
 from .options import PrepareOptions
 from .render import CHUNK_EPISODES
 
@@ -41,8 +41,8 @@ def describe_inputs(inputs: list[tuple[str, Path]],
 
 def make_tokenizer(opts: PrepareOptions, paths: list[Path], system: SystemPrompt,
                    check_stop: Callable[[], None]) -> Tokenizer:
-    if opts.tokenization == "gpt2":
-        return gpt2()
+    if opts.tokenization != "char":
+        return load_tokenizer(opts.tokenization)
     chars: set[str] = set()
     if opts.system_prompt:
         chars.update(opts.system_prompt)
@@ -53,7 +53,7 @@ def make_tokenizer(opts: PrepareOptions, paths: list[Path], system: SystemPrompt
                     chars.update(text)
             if n % CHUNK_EPISODES == 0:
                 check_stop()
-    return CharTokenizer(chars)
+    return load_tokenizer("char", chars)
 
 
 def _texts(ep: Episode, system: SystemPrompt) -> Iterator[str]:

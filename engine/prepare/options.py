@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
 
+from ..errors import MyptError
 from ..episode import input_files
 from ..layout import KINDS, METADATA_FILE, TOKENIZATIONS
 
@@ -16,7 +17,7 @@ DEFAULT_VAL_SPLIT = 0.1
 Progress = Callable[[int, Union[int, None]], None]
 
 
-class PrepareError(Exception):
+class PrepareError(MyptError):
     """The job cannot be done (bad options, bad input, an existing output, --strict)."""
 
 

@@ -16,7 +16,7 @@ from engine.episode import Episode, Message, ToolCall
 from engine.eval import EvalCancelled, EvalOptions, EvalProgress, difference, evaluate, evaluate_checkpoint
 from engine.events import Eval
 from engine.model import GPT, GPTConfig
-from engine.render import SystemPrompt, render_episode, render_prompt, render_reply
+from engine.render import SystemPrompt, render_episode, render_prompt, render_turns
 from engine.scoring import episode_turns, score_reply
 from engine.tokenizer import gpt2
 from engine.train.job import TrainJob
@@ -107,7 +107,7 @@ def call_turn(tok, text: str) -> list[int]:
 
 def test_the_right_tool_call_is_exact_and_valid(tok):
     gold = Message("assistant", "", tool_calls=(CALL,))
-    assert render_reply(gold, tok) == call_turn(tok, CALL.to_json())  # what training taught
+    assert render_turns([gold], tok)[0][1:] == call_turn(tok, CALL.to_json())  # what training taught
     s = score_reply(gold, call_turn(tok, '{"name": "calculator", "arguments": {"expression": "2 + 2"}}'), tok)
     assert (s.exact, s.formatted, s.tool_call, s.problem) == (True, True, True, None)
 
@@ -172,7 +172,7 @@ def test_turn_prompts_are_the_renderers_prompts_for_the_gold_history(tok):
     assert len(turns) == len(at) == 3
     for t, k in zip(turns, at):
         assert t.prompt == render_prompt(messages[:k], tok, "Be brief.")
-        assert t.gold_ids == render_reply(messages[k], tok)
+        assert t.gold_ids == render_turns([messages[k]], tok)[0][1:]
         assert t.gold == messages[k]
 
 

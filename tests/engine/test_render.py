@@ -7,7 +7,7 @@ import pytest
 
 from engine.episode import Message, ToolCall, parse_episode, read_episodes
 from engine.render import (SystemPrompt, parse_reply, parse_tool_call, render_episode, render_prompt,
-                           render_reply)
+                           render_turns)
 from engine.tokenizer import CharTokenizer, gpt2
 
 SYS, _SYS, USER, _USER, ASST, _ASST = 50257, 50258, 50259, 50260, 50261, 50262
@@ -139,7 +139,7 @@ def test_prompt_for_generation_uses_the_training_layout():
     ep = parse_episode(MYPT_GOLD, "x:1")
     full = render_episode(ep, tok).ids.tolist()
     prompt = render_prompt(ep.messages[:1], tok, system=ep.system)
-    reply = render_reply(ep.messages[1], tok)
+    reply = render_turns([ep.messages[1]], tok)[0][1:]
     assert prompt + reply == full[:len(prompt) + len(reply)]
     assert prompt[-1] == ASST
 
@@ -147,7 +147,7 @@ def test_prompt_for_generation_uses_the_training_layout():
 def test_parse_reply_splits_a_generated_turn():
     tok = gpt2()
     msg = Message("assistant", "5", tool_calls=(ToolCall("calculator", {"expression": "2+3"}),), think="add")
-    reply = parse_reply(render_reply(msg, tok) + [USER, 17250], tok)  # stops at </myPT_assistant>
+    reply = parse_reply(render_turns([msg], tok)[0][1:] + [USER, 17250], tok)  # stops at </myPT_assistant>
     assert (reply.content, reply.think, reply.closed, reply.stray_tags) == ("5", "add", True, [])
     assert reply.as_message() == msg
     leaked = parse_reply([17250, USER, 17250], tok)
