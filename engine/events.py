@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
+from . import jsonio
 from .layout import EVENTS_FILE
 
 
@@ -96,6 +97,8 @@ class CheckpointSaved(Event):
     path: str
     kind: str  # "periodic", "best", "final"
     val_loss: float | None = None
+    audit_records: int | None = None  # the audit's anchor at this save: its record count ...
+    audit_hash: str | None = None  # ... and the hash of its last record
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Done(Event):
     elapsed: float
     final_checkpoint: str | None = None
     best_val_loss: float | None = None
+    audit_records: int | None = None  # the audit as the run left it (see CheckpointSaved)
+    audit_hash: str | None = None
 
 
 @dataclass
@@ -136,6 +141,8 @@ def _finite(v: Any) -> Any:
 
 def from_dict(d: dict[str, Any]) -> Event:
     """An events.jsonl line back into its dataclass (unknown fields are ignored: newer writers)."""
+    if not isinstance(d, dict):
+        raise ValueError("an event must be a JSON object")
     cls = EVENT_TYPES.get(d.get("type", ""))
     if cls is None:
         raise ValueError(f"unknown event type {d.get('type')!r}")
@@ -166,8 +173,8 @@ def read_events(path: Path) -> Iterator[Event]:
         for line in fh:
             if line.endswith("\n"):
                 try:
-                    yield from_dict(json.loads(line))
-                except (ValueError, TypeError):
+                    yield from_dict(jsonio.loads(line))
+                except (ValueError, TypeError):  # a damaged line (JsonError is a ValueError) is skipped
                     continue
 
 
@@ -192,7 +199,7 @@ class EventFollower:
         out = []
         for line in lines:
             try:
-                out.append(from_dict(json.loads(line)))
+                out.append(from_dict(jsonio.loads(line)))
             except (ValueError, TypeError):
                 continue
         return out

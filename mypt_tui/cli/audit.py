@@ -29,7 +29,9 @@ def resolve_run(name: str, root: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.audit import AUDIT_FILE, find_episode, read_audit, verify_audit
+    from engine.audit import find_episode, read_audit
+    from engine.audit_verify import verify_run
+    from engine.layout import AUDIT_FILE
 
     try:
         run_dir = resolve_run(args.run, args.checkpoints)
@@ -49,19 +51,23 @@ def run(args: argparse.Namespace) -> int:
             for h in hits:
                 print(f"{h.step:>8} {h.epoch:>6} {h.position:>9} {h.rank:>5} {h.micro_batch:>12}")
     if args.verify:
-        rep = verify_audit(path)
+        rep = verify_run(run_dir)
         for err in rep.errors:
             print(f"FAIL {err}")
+        for note in rep.notes:
+            print(f"note: {note}")
         verdict = "OK" if rep.ok else "FAILED"
         print(f"audit {verdict}: {rep.records} records, {rep.steps} step records, "
-              f"{rep.epochs_checked} completed epoch(s) checked for coverage")
+              f"{rep.epochs_checked} completed epoch(s) checked for coverage, "
+              f"{rep.anchors_checked} anchor(s) checked")
         status = status or (0 if rep.ok else 1)
     if args.episode is None and not args.verify:
         kinds: dict[str, int] = {}
         last = 0
         for rec in read_audit(path):
             kinds[rec.get("kind", "?")] = kinds.get(rec.get("kind", "?"), 0) + 1
-            last = max(last, rec.get("step", 0))
+            step = rec.get("step", 0)
+            last = max(last, step if isinstance(step, int) else 0)
         print(f"{path}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + f"; last step {last}")
         print("use --episode ID to find an episode, --verify to check the chain and coverage")
     return status

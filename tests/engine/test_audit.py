@@ -3,7 +3,8 @@
 import json
 
 
-from engine.audit import AuditWriter, find_episode, ids_digest, verify_audit
+from engine.audit import AuditWriter, find_episode, ids_digest
+from engine.audit_verify import verify_audit
 
 IDS = ["a", "b", "c", "d"]
 

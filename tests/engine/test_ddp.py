@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from engine.audit import verify_audit
+from engine.audit_verify import verify_audit
 from helpers_data import chat, prepared
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.audit import find_episode, verify_audit
+from engine.audit import find_episode
+from engine.audit_verify import verify_audit
 from engine.batching import collate
 from engine.checkpoint import load_model
 from engine.config import TrainConfig
