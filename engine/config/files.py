@@ -79,7 +79,7 @@ def _key_line(text: str, key: str, fmt: str) -> int | None:
 
 
 def _at(text: str, key: str, fmt: str, source: str) -> str:
-    """"source:line" of the key, or the source alone when the line cannot be found."""
+    """Where the key is set, "source:line", or the source alone when the line cannot be found."""
     line = _key_line(text, key, fmt)
     return f"{source}:{line}" if line else source
 

@@ -86,7 +86,7 @@ def build(values: Mapping[str, Any], origins: dict[str, str], base: TrainConfig 
           where: Mapping[str, str] | None = None) -> TrainConfig:
     """A config: explicit `values` over a base (defaults, or an earlier config whose warmup
     fraction is re-resolved unless warmup_iters is among `values`). `where` prefixes problems."""
-    merged = base.to_dict() if base is not None else {name: f.default for name, f in FIELDS.items()}
+    merged = base.to_dict() if base is not None else {}
     if base is not None and base.warmup_fraction is not None:
         merged["warmup_iters"] = base.warmup_fraction
     merged.update(values)
