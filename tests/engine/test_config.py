@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from engine import layout
 from engine.config import (
     ARCHITECTURE_KEYS, FIELDS, GROUPS, ConfigError, TrainConfig, adopt_architecture,
     apply_overrides, architecture_conflicts, edit_toml, field_error,
@@ -213,6 +216,12 @@ def test_json_errors_name_the_line():
         "c.json:3:1: invalid JSON: Expecting property name enclosed in double quotes")
     assert error_of('{"batch_size": null}', "c.json", "json") == (
         "c.json:1: batch_size must be an integer >= 1, got null")
+
+
+def test_problems_are_listed_in_the_files_order():
+    assert error_of('{\n  "batching": "x",\n  "dropout": 2.0\n}', "c.json", "json") == (
+        'c.json:2: batching must be one of "pad", "pack", got "x"\n'
+        'c.json:3: dropout must be a number in [0, 1), got 2.0')
 
 
 def test_file_errors(tmp_path):
@@ -430,6 +439,34 @@ def test_fields_cover_every_key_with_group_and_the_guides_reasons():
                                  "rope_theta", "rope_scale")
     assert not FIELDS["dropout"].architecture and FIELDS["dropout"].group == "architecture"
     assert {k: v.default for k, v in FIELDS.items()} == TrainConfig().to_dict()
+
+
+def test_each_key_is_declared_once_trainconfig_is_made_from_the_table():
+    assert {f.name: (f.type, f.default) for f in dataclasses.fields(TrainConfig) if f.name in FIELDS} == {
+        k: (v.type, v.default) for k, v in FIELDS.items()}
+    assert FIELDS["vocab_size"].type == (int | None) and FIELDS["warmup_iters"].type is int
+    # a default changed in the table is TrainConfig's default (in a fresh interpreter: it rebuilds the class)
+    code = ("import dataclasses, importlib\n"
+            "import engine.config.schema as schema, engine.config.train_config as train_config\n"
+            "schema.FIELDS['n_layer'] = dataclasses.replace(schema.FIELDS['n_layer'], default=7)\n"
+            "print(importlib.reload(train_config).TrainConfig().n_layer)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "7"
+
+
+def test_each_value_is_checked_once_when_a_file_loads(monkeypatch):
+    from engine.config import checks
+    seen: list[str] = []
+    check_value = checks.check_value
+    monkeypatch.setattr(checks, "check_value", lambda f, value: seen.append(f.name) or check_value(f, value))
+    cfg = load_config_text("n_layer = 4\nn_embd = 256\nn_head = 4\nwarmup_iters = 0.1\n", "c.toml")
+    assert sorted(seen) == sorted(FIELDS)
+    assert cfg.warmup_iters == 500 and cfg.warmup_fraction == 0.1
+
+
+def test_choice_lists_are_engine_layouts():
+    assert [FIELDS[k].choices for k in ("pos_encoding", "mlp_type", "norm_type", "device", "precision")] == [
+        layout.POS_ENCODINGS, layout.MLP_TYPES, layout.NORM_TYPES, layout.DEVICES, layout.PRECISIONS]
 
 
 def test_to_toml_writes_unset_keys_as_comments_and_the_warmup_fraction():
