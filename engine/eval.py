@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import MyptError
 from .batching import collate
 from .generate import SamplingConfig, default_stop_ids, generate
 from .model import GPT
@@ -35,7 +36,7 @@ DEFAULT_MARGIN = 16  # tokens a reply may run past the gold reply's length befor
 ALL = "overall"
 
 
-class EvalCancelled(Exception):
+class EvalCancelled(MyptError):
     """should_stop() asked the eval to stop."""
 
 

@@ -10,10 +10,11 @@ import json
 import math
 from typing import Any, Iterable, Mapping
 
+from ..errors import MyptError
 from .schema import FIELDS, Field
 
 
-class ConfigError(ValueError):
+class ConfigError(MyptError, ValueError):
     """A config problem, worded for the user: names the file (or flag), key, allowed values.
 
     `problems` holds one line per problem (str() joins them); `by_key` maps each key a problem

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from engine.errors import MyptError
 
-# errors of ours that predate MyptError, recognised by name (their modules are converted one by one)
-USER_ERRORS = ("ConfigError", "UsageError", "PrepareError", "PrepareCancelled", "EvalCancelled")
 
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free some space and run again",
@@ -60,7 +58,7 @@ def os_error_line(exc: OSError) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """Any exception as one message: ours as written, a system error with its path, a bug with its log."""
-    if isinstance(exc, MyptError) or type(exc).__name__ in USER_ERRORS:
+    if isinstance(exc, MyptError):
         return str(exc)
     if isinstance(exc, OSError):
         return os_error_line(exc)
