@@ -18,7 +18,6 @@ The writer is engine.dataset_writer, the full integrity checks engine.dataset_ch
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 
 # The format's dtypes and the writer stay importable from here: engine.prepare writes through `dataset.X`.
+from . import jsonio
 from .dataset_writer import INDEX_DTYPE, MASK_DTYPE, TOKEN_DTYPE
 from .dataset_writer import SplitWriter as SplitWriter
 from .dataset_writer import episode_tail as episode_tail
@@ -126,14 +126,14 @@ class EpisodeSplit:
                 if k >= n:
                     raise DatasetError(f"{path}: more lines than the {n} episodes in {INDEX_FILE}")
                 try:
-                    rec = json.loads(raw)
+                    rec = jsonio.loads(raw)
                     idx, tokens = rec["index"], rec["tokens"]
                     ids.append(str(rec["id"]))
                     hashes.append(str(rec["sha256"]))
                     meta = rec.get("meta") or {}
-                except (ValueError, KeyError, TypeError) as e:
+                except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise DatasetError(f"{path}:{k + 1}: not an episode record ({e})") from None
-                if idx != k or tokens != self.lengths[k]:
+                if type(idx) is not int or type(tokens) is not int or idx != k or tokens != self.lengths[k]:
                     raise DatasetError(f"{path}:{k + 1}: says index {idx} with {tokens} tokens, but "
                                        f"{INDEX_FILE} has episode {k} with {self.lengths[k]} tokens")
                 fam = _family(meta) if isinstance(meta, dict) else "all"
@@ -175,7 +175,25 @@ class EpisodeSplit:
                     "tokens": int(self.lengths[i]), "supervised": int(self.supervised[i]), "meta": {}}
         with open(self.folder / EPISODES_FILE, "rb") as fh:
             fh.seek(int(self._sidecar[3][i]))
-            return json.loads(fh.readline())
+            line = fh.readline()
+        try:
+            rec = jsonio.loads(line)
+        except ValueError as e:
+            raise DatasetError(f"{self.folder / EPISODES_FILE}:{i + 1}: not an episode record ({e})") from None
+        if not isinstance(rec, dict):
+            raise DatasetError(f"{self.folder / EPISODES_FILE}:{i + 1}: not an episode record")
+        return rec
+
+    def check_token_range(self, vocab_size: int) -> None:
+        """Every token id below `vocab_size` (DatasetError naming the file and position otherwise):
+        an id past the embedding would crash the first step, or worse, index the wrong row."""
+        for start in range(0, len(self.tokens), _CHUNK_TOKENS):
+            chunk = np.asarray(self.tokens[start:start + _CHUNK_TOKENS])
+            bad = np.flatnonzero(chunk >= vocab_size)
+            if len(bad):
+                at = start + int(bad[0])
+                raise DatasetError(f"{self.folder / TOKENS_FILE}: token {at} is id {int(chunk[bad[0]])}, outside "
+                                   f"the model's vocabulary of {vocab_size} ids (a damaged file, or another tokenizer)")
 
     def find(self, episode_id: str) -> int | None:
         """Index of the episode with this id, or None."""
@@ -241,9 +259,17 @@ def open_dataset(path: str | Path) -> Dataset:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return jsonio.read_json(path)
+    except (OSError, ValueError) as e:
         raise DatasetError(f"{path}: cannot be read as JSON ({e})") from None
+
+
+def _count(metadata: dict[str, Any], key: str) -> int | None:
+    """A count from dataset_metadata.json: None when absent, DatasetError when not a count."""
+    value = metadata.get(key)
+    if value is not None and (type(value) is not int or value < 0):
+        raise DatasetError(f"{METADATA_FILE}: {key} must be a whole number, got {value!r}")
+    return value
 
 
 def _read_metadata(root: Path) -> dict[str, Any]:
@@ -280,7 +306,7 @@ def open_split(root: Path, name: str, metadata: dict[str, Any] | None = None) ->
     """One split folder of a dataset, checked; None when it is absent or empty."""
     metadata = metadata or {}
     folder = root / name
-    expected = metadata.get(f"num_{name}_episodes")
+    expected = _count(metadata, f"num_{name}_episodes")
     if folder.is_dir() and any(folder.glob("shard_*")):
         raise DatasetError(f"{folder}: multi-shard datasets (shard_*/ folders) are not supported; "
                            "prepare the input again with `mypt prepare`")
@@ -306,7 +332,7 @@ def open_split(root: Path, name: str, metadata: dict[str, Any] | None = None) ->
     n = sizes[INDEX_FILE] // 16
     if expected is not None and expected != n:
         raise DatasetError(f"{paths[INDEX_FILE]}: {n} episodes, but {METADATA_FILE} says {expected}")
-    want_tokens = metadata.get(f"num_{name}_tokens")
+    want_tokens = _count(metadata, f"num_{name}_tokens")
     if want_tokens is not None and want_tokens != n_tokens:
         raise DatasetError(f"{paths[TOKENS_FILE]}: {n_tokens} tokens, but {METADATA_FILE} says {want_tokens}")
     if n == 0:
