@@ -9,6 +9,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import time
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +26,7 @@ from ..tokenizer import Tokenizer, from_state
 
 PARALLEL_MIN_LINES = 20_000  # smaller inputs render in-process (starting workers costs ~1 s)
 CHUNK_EPISODES = 1024  # episodes rendered per chunk (and per worker task)
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent still runs
 
 
 @dataclass
@@ -126,8 +128,20 @@ _worker: dict = {}
 
 def _worker_init(tokenizer_state: dict, system: SystemPrompt) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ctrl+c is the parent's to handle
+    _exit_with(os.getppid())
     _worker["tok"] = from_state(tokenizer_state)
     _worker["system"] = system
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when its parent is gone: a prepare killed with SIGKILL cannot shut its
+    pool down, and a forked worker holds its own end of the task pipe, so it would wait forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mypt-parent-watch").start()
 
 
 def _worker_render(label: str, first_line: int, lines: list[bytes]) -> Chunk:
