@@ -20,7 +20,8 @@ from engine.model import GPT, GPTConfig
 from engine.runs import checkpoints_in, run_info
 from engine.sampler import pack_rows
 from engine.train.job import TrainError, TrainJob
-from engine.train.loop import SupervisedLoss, run_training
+from engine.train.loop import run_training
+from engine.train.setup import SupervisedLoss
 from helpers_data import prepared, varied
 
 
