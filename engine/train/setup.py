@@ -252,7 +252,8 @@ class Run:
 
 
 def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Run:
-    """Data, model, optimizer and restored state, in the order that refuses a bad job soonest."""
+    """Data, model, optimizer and restored state; the run folder is made (an old one replaced)
+    only once the job passed every check that does not need it."""
     data = open_data(job)
     on_all_ranks(dist, device, lambda: check_run_dir(job), main_only=False)
     start = build_model(job, data.tok)
@@ -261,12 +262,12 @@ def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Ru
     report = preflight(data.train, elig, cfg, dist.world)
     if cfg.block_size > model.config.block_size:
         raise TrainError(f"block_size {cfg.block_size} exceeds the model's context {model.config.block_size}")
-    on_all_ranks(dist, device, lambda: make_run_dir(job), main_only=True)
-    model.to(device)
     try:
         dtype = pick_dtype(cfg.precision, device)
     except DeviceError as e:
         raise TrainError(str(e)) from None
+    on_all_ranks(dist, device, lambda: make_run_dir(job), main_only=True)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.learning_rate,
                                   betas=(cfg.beta1, cfg.beta2), **({"fused": True} if device.type == "cuda" else {}))
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))

@@ -172,6 +172,13 @@ def test_an_existing_run_is_not_overwritten_without_asking(dataset, tmp_path):
     assert result.step == 3
 
 
+def test_a_precision_the_device_lacks_leaves_the_old_run_under_overwrite(dataset, tmp_path):
+    train(dataset, tmp_path / "run", tiny(max_iters=2, eval_interval=1000))
+    with pytest.raises(TrainError, match="fp16"):  # fp16 needs a CUDA GPU; the config asks for the CPU
+        train(dataset, tmp_path / "run", tiny(max_iters=2, precision="fp16"), overwrite=True)
+    assert [p for p, _ in checkpoints_in(tmp_path / "run")] == [2]
+
+
 def test_continuing_a_checkpoint_takes_its_architecture_and_refuses_contradictions(dataset, tmp_path):
     base, _ = train(dataset, tmp_path / "base", tiny(max_iters=2, eval_interval=1000))
     cfg = dataclasses.replace(tiny(max_iters=2, eval_interval=1000), explicit={"n_layer"}, n_layer=3)
