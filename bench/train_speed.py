@@ -30,7 +30,8 @@ from engine.model import GPT, GPTConfig  # noqa: E402
 from engine.prepare import PrepareOptions, prepare  # noqa: E402
 from engine.sampler import EpisodeSampler  # noqa: E402
 from engine.train.job import TrainJob  # noqa: E402
-from engine.train.loop import census, run_training  # noqa: E402
+from engine.train.loop import run_training  # noqa: E402
+from engine.train.setup import census  # noqa: E402
 
 
 def demo_dataset(workdir: Path) -> Path:

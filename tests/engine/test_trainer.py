@@ -20,8 +20,9 @@ from engine.events import Done, Eval, RunError, RunStart, Step
 from engine.model import GPT, GPTConfig
 from engine.runs import checkpoints_in, run_info
 from engine.sampler import pack_rows
-from engine.train.job import TrainError, TrainJob
-from engine.train.loop import SupervisedLoss, run_training
+from engine.train.job import TrainError, TrainJob, TrainRequest, build_job
+from engine.train.loop import run_training
+from engine.train.setup import SupervisedLoss
 from helpers_data import prepared, varied
 
 
@@ -172,6 +173,13 @@ def test_an_existing_run_is_not_overwritten_without_asking(dataset, tmp_path):
     assert result.step == 3
 
 
+def test_a_precision_the_device_lacks_leaves_the_old_run_under_overwrite(dataset, tmp_path):
+    train(dataset, tmp_path / "run", tiny(max_iters=2, eval_interval=1000))
+    with pytest.raises(TrainError, match="fp16"):  # fp16 needs a CUDA GPU; the config asks for the CPU
+        train(dataset, tmp_path / "run", tiny(max_iters=2, precision="fp16"), overwrite=True)
+    assert [p for p, _ in checkpoints_in(tmp_path / "run")] == [2]
+
+
 def test_continuing_a_checkpoint_takes_its_architecture_and_refuses_contradictions(dataset, tmp_path):
     base, _ = train(dataset, tmp_path / "base", tiny(max_iters=2, eval_interval=1000))
     cfg = dataclasses.replace(tiny(max_iters=2, eval_interval=1000), explicit={"n_layer"}, n_layer=3)
@@ -190,3 +198,56 @@ def test_continuing_a_checkpoint_takes_its_architecture_and_refuses_contradictio
 def test_tokenization_must_match_the_dataset(dataset, tmp_path):
     with pytest.raises(TrainError, match="--tokenization gpt2 but the dataset"):
         train(dataset, tmp_path / "run", tiny(), tokenization="gpt2")
+
+
+class ClosingRecorder(Recorder):
+    def __init__(self, stop_at: int | None = None):
+        super().__init__(stop_at)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_an_unexpected_failure_is_recorded_and_every_output_closed(dataset, tmp_path, monkeypatch):
+    real = SupervisedLoss.forward
+    calls = {"n": 0}
+
+    def failing(self, b):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("disk on fire")
+        return real(self, b)
+
+    monkeypatch.setattr(SupervisedLoss, "forward", failing)
+    rec = ClosingRecorder()
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_training(TrainJob(config=tiny(save_every=2, eval_interval=1000), dataset=dataset, output=tmp_path / "run"),
+                     [rec])
+    (err,) = rec.of(RunError)
+    assert err.step == 4 and err.message == "RuntimeError: disk on fire"
+    assert err.last_checkpoint.endswith("step_000002")
+    assert rec.closed == 1  # the caller's sinks are closed with the run's own files, once
+    assert json.loads((tmp_path / "run" / "events.jsonl").read_text().splitlines()[-1])["type"] == "error"
+    assert run_info(tmp_path / "run").status == "failed"
+    assert verify_audit(tmp_path / "run" / "audit.jsonl").ok
+
+
+def test_every_ending_closes_the_sinks_once(dataset, tmp_path):
+    for name, stop_at in (("done", None), ("stopped", 2)):
+        rec = ClosingRecorder(stop_at)
+        run_training(TrainJob(config=tiny(max_iters=4, eval_interval=1000), dataset=dataset, output=tmp_path / name),
+                     [rec], should_stop=rec.should_stop)
+        assert rec.closed == 1 and rec.of(Done)
+
+
+def test_continuing_a_checkpoint_records_its_architecture_as_the_runs_config(dataset, tmp_path):
+    base, _ = train(dataset, tmp_path / "base", tiny(max_iters=2, eval_interval=1000))
+    unset = tiny(max_iters=2, eval_interval=1000, n_layer=3, n_embd=64)  # not explicit: the checkpoint's win
+    result, rec = train(dataset, tmp_path / "more", unset, init=str(base.final_checkpoint))
+    config = rec.of(RunStart)[0].config
+    assert (config["n_layer"], config["n_embd"], config["vocab_size"]) == (2, 32, 128)
+    assert "n_layer = 2 " in (tmp_path / "more" / "config.toml").read_text()
+    job = build_job(TrainRequest(output=str(tmp_path / "more"), resume=True, overrides={"max_iters": 4}))
+    assert (job.config.n_layer, job.config.n_embd) == (2, 32)  # --resume reads config.toml
+    assert run_training(job).step == 4
