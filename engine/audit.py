@@ -83,8 +83,11 @@ class AuditWriter:
     def write(self, kind: str, step: int, **fields: Any) -> dict[str, Any]:
         rec = {"kind": kind, "step": step, **fields, "prev": self.prev}
         rec["hash"] = digest(rec)
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self._fh.flush()
+        except OSError as e:  # a write to an open file names no path: name it (disk full, size limit)
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
         self.prev = rec["hash"]
         self.records += 1
         return rec

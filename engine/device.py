@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import ContextManager
 
 import torch
@@ -35,6 +36,27 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16" and device.type != "cuda":
         raise DeviceError("precision = \"fp16\" needs a CUDA GPU; use fp32 or bf16 on the CPU")
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def memory_available(device: torch.device) -> int | None:
+    """Bytes free for a run on `device` now (None when it cannot be known): the GPU's free memory,
+    or the machine's available memory (MemAvailable) for the CPU."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:

@@ -160,8 +160,11 @@ class JsonlSink:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
-        self._fh.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+            self._fh.flush()
+        except OSError as e:  # a write to an open file names no path: name it (disk full, size limit)
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
 
     def close(self) -> None:
         self._fh.close()

@@ -54,7 +54,9 @@ class RunOutputs:
             self._announce()
         except BaseException:
             self._close()
+            self.run.folder.undo()  # the run never started: its folder goes, a replaced run comes back
             raise
+        self.run.folder.started()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -63,6 +65,8 @@ class RunOutputs:
             if isinstance(exc, Exception):
                 self.emit(RunError(step=self.run.progress.step, message=f"{type(exc).__name__}: {exc}",
                                    last_checkpoint=_text(self.run.progress.last_checkpoint)))
+        except OSError:
+            pass  # the disk that failed the run may refuse this record too: the run's own error goes on
         finally:
             self._close()
 
@@ -145,11 +149,15 @@ class RunOutputs:
             return
         run, progress = self.run, self.run.progress
         path = self.dir / BEST_DIR if kind == "best" else step_dir(self.dir, step)
+        anchor = self.audit.anchor() if self.audit is not None else None
         save_checkpoint(path, run.model, tokenizer_state=run.data.tok.state(), step=step, metrics=metrics,
                         extra={"run": self.dir.name, "config": run.cfg.to_dict(), "dataset": str(run.job.dataset),
-                               "init": run.init, "epoch": run.sampler.state.epoch},
+                               "init": run.init, "epoch": run.sampler.state.epoch,
+                               "audit": anchor.to_dict() if anchor else None},
                         train_state=None if kind == "best" else self._train_state())
-        self.emit(CheckpointSaved(step=step, path=str(path), kind=kind, val_loss=metrics.get("val_loss")))
+        self.emit(CheckpointSaved(step=step, path=str(path), kind=kind, val_loss=metrics.get("val_loss"),
+                                  audit_records=anchor.records if anchor else None,
+                                  audit_hash=anchor.hash if anchor else None))
         if kind != "best":
             progress.last_checkpoint = path
 
@@ -176,8 +184,10 @@ class RunOutputs:
         p = self.run.progress
         if self.main and p.last_checkpoint != step_dir(self.dir, p.step):
             self.save(p.step, "final", {"loss": p.metrics.get("train_loss"), **p.metrics})
+        anchor = self.audit.anchor() if self.audit is not None else None
         self.emit(Done(step=p.step, reason=reason, elapsed=time.time() - started,
-                       final_checkpoint=_text(p.last_checkpoint), best_val_loss=p.best_val))
+                       final_checkpoint=_text(p.last_checkpoint), best_val_loss=p.best_val,
+                       audit_records=anchor.records if anchor else None, audit_hash=anchor.hash if anchor else None))
 
     def loss_not_finite(self, loss: float) -> None:
         """The RunError of a diverged run, naming the checkpoint to go back to."""

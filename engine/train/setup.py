@@ -7,7 +7,6 @@ old run as it was, even under --overwrite. Under torchrun every rank sets up the
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,13 +18,15 @@ from .. import distributed
 from ..batching import Batch
 from ..checkpoint import CheckpointError, check_tokenizer, load_model, load_train_state
 from ..config import ConfigError, TrainConfig, adopt_architecture
-from ..dataset import EpisodeSplit, open_dataset
-from ..device import DeviceError, pick_dtype
+from ..dataset import DatasetError, EpisodeSplit, open_dataset
+from ..device import DeviceError, memory_available, pick_dtype
 from ..model import GPT, GPTConfig
+from ..sizing import format_bytes, model_report
 from ..runs import latest_checkpoint
 from ..sampler import Eligibility, EpisodeSampler, SamplerState, eligible_episodes, pack_rows
 from ..tokenizer import Tokenizer
 from .evalset import EvalSet, EvalSets
+from .folder import RunFolder, check_run_dir
 from .job import TrainError, TrainJob, TrainResult
 
 # -- data ----------------------------------------------------------------------------------------
@@ -130,8 +131,8 @@ class Start:
     step: int = 0
 
 
-def build_model(job: TrainJob, tok: Tokenizer) -> Start:
-    """Resume the run, continue a checkpoint, or start from scratch."""
+def build_model(job: TrainJob, tok: Tokenizer, device: torch.device) -> Start:
+    """Resume the run, continue a checkpoint, or start from scratch (once it is known to fit)."""
     try:
         if job.resume:
             return _resume(job, tok)
@@ -139,7 +140,7 @@ def build_model(job: TrainJob, tok: Tokenizer) -> Start:
             return _continue(job, tok)
     except (CheckpointError, FileNotFoundError) as e:
         raise TrainError(str(e)) from None
-    return _scratch(job.config, tok)
+    return _scratch(job.config, tok, device)
 
 
 def _resume(job: TrainJob, tok: Tokenizer) -> Start:
@@ -161,37 +162,31 @@ def _continue(job: TrainJob, tok: Tokenizer) -> Start:
     return Start(model, cfg, str(ckpt.path))
 
 
-def _scratch(cfg: TrainConfig, tok: Tokenizer) -> Start:
+def _scratch(cfg: TrainConfig, tok: Tokenizer, device: torch.device) -> Start:
     vocab = tok.model_vocab_size
     if cfg.vocab_size is not None and cfg.vocab_size < vocab:
         raise TrainError(f"vocab_size {cfg.vocab_size} is smaller than the tokenizer's {vocab} rows")
+    arch = GPTConfig(**{**cfg.architecture(), "vocab_size": cfg.vocab_size or vocab}, dropout=cfg.dropout)
+    check_memory(arch, cfg, device, weights_loaded=False)
     torch.manual_seed(cfg.seed)
-    arch = {**cfg.architecture(), "vocab_size": cfg.vocab_size or vocab}
-    return Start(GPT(GPTConfig(**arch, dropout=cfg.dropout)), cfg, "scratch")
+    return Start(GPT(arch), cfg, "scratch")
 
 
-# -- run folder ----------------------------------------------------------------------------------
+def check_memory(arch: GPTConfig, cfg: TrainConfig, device: torch.device, weights_loaded: bool) -> None:
+    """Refuse a run that cannot fit before anything is allocated or written: the estimate of
+    weights, gradients, AdamW state, activations and logits against what the device has free."""
+    free = memory_available(device)
+    report = model_report(arch, cfg.batch_size)
+    need = report["total_bytes"] - (report["weights_bytes"] if weights_loaded and device.type == "cpu" else 0)
+    if free is not None and need > free:
+        raise TrainError(
+            f"the run needs about {format_bytes(need)} on {device.type} (a {report['params'] / 1e6:,.1f}M-parameter "
+            f"model: n_layer {arch.n_layer}, n_embd {arch.n_embd}, vocab_size {arch.vocab_size}; batch_size "
+            f"{cfg.batch_size} x block_size {arch.block_size}), but {format_bytes(free)} is free: lower batch_size "
+            "or block_size, or choose a smaller model")
 
-def check_run_dir(job: TrainJob) -> None:
-    """Refuse a run folder that does not fit the job (read-only: nothing is touched yet)."""
-    out = Path(job.output)
-    if job.resume:
-        if not out.is_dir():
-            raise TrainError(f"--resume: {out} does not exist; start the run without --resume")
-        if latest_checkpoint(out, resumable=True) is None:
-            raise TrainError(f"--resume: {out} has no checkpoint with training state to resume from")
-    elif out.exists() and any(out.iterdir()) and not job.overwrite:
-        raise TrainError(f"{out} already holds a run: continue it with --resume, "
-                         "start over with --overwrite, or choose another --output")
 
-
-def make_run_dir(job: TrainJob) -> None:
-    """Create the run folder; with --overwrite the old run goes only now, once the job is known to start."""
-    out = Path(job.output)
-    if not job.resume and job.overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
+# -- ranks ---------------------------------------------------------------------------------------
 
 def on_all_ranks(dist: distributed.Dist, device: torch.device, fn: Callable[[], None], main_only: bool) -> None:
     """Run a setup step (on rank 0 only, or on every rank) and fail together if any rank failed."""
@@ -238,6 +233,7 @@ class Run:
     sampler: EpisodeSampler
     evals: EvalSets
     progress: Progress
+    folder: RunFolder  # the run folder: committed once the run starts, taken back if it cannot
 
     @property
     def out(self) -> Path:
@@ -252,12 +248,15 @@ class Run:
 
 
 def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Run:
-    """Data, model, optimizer and restored state; the run folder is made (an old one replaced)
-    only once the job passed every check that does not need it."""
+    """Data, model, optimizer and restored state. The run folder is made (an old run moved aside)
+    only once the job passed every check that does not need it; if anything after that fails,
+    the folder is taken back (RunOutputs commits it once the run has started)."""
     data = open_data(job)
     on_all_ranks(dist, device, lambda: check_run_dir(job), main_only=False)
-    start = build_model(job, data.tok)
+    start = build_model(job, data.tok, device)
     cfg, model = start.cfg, start.model
+    if start.init != "scratch":
+        check_memory(model.config, cfg, device, weights_loaded=True)
     elig = eligible(data, job, cfg)
     report = preflight(data.train, elig, cfg, dist.world)
     if cfg.block_size > model.config.block_size:
@@ -266,7 +265,20 @@ def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Ru
         dtype = pick_dtype(cfg.precision, device)
     except DeviceError as e:
         raise TrainError(str(e)) from None
-    on_all_ranks(dist, device, lambda: make_run_dir(job), main_only=True)
+    check_vocabulary(data, model)
+    folder = RunFolder(job)
+    on_all_ranks(dist, device, folder.make, main_only=True)
+    try:
+        return _assemble(job, cfg, dist, device, dtype, data, elig, report, start, folder)
+    except BaseException:
+        folder.undo()
+        raise
+
+
+def _assemble(job: TrainJob, cfg: TrainConfig, dist: distributed.Dist, device: torch.device,
+              dtype: torch.dtype | None, data: Data, elig: Eligibility, report: dict, start: Start,
+              folder: RunFolder) -> Run:
+    model = start.model
     model.to(device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.learning_rate,
                                   betas=(cfg.beta1, cfg.beta2), **({"fused": True} if device.type == "cuda" else {}))
@@ -277,7 +289,23 @@ def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Ru
         sampler_state = _restore(start.train_state, elig, optimizer, scaler, progress, device)
     return Run(job, cfg, dist, device, dtype, data, elig, report, model, _wrap(model, cfg, dist, device),
                start.init, optimizer, scaler, _sampler(data, elig, cfg, dist, sampler_state),
-               _eval_sets(data, elig, cfg), progress)
+               _eval_sets(data, elig, cfg), progress, folder)
+
+
+def check_vocabulary(data: Data, model: GPT) -> None:
+    """Every id the run will feed the model has a row in its embedding: the padding id and every
+    token of the dataset (a damaged tokens.bin, or a pad_token_id past the vocabulary, would crash
+    the first step or index the wrong row)."""
+    vocab = model.config.vocab_size
+    if not 0 <= data.pad_id < vocab:
+        raise TrainError(f"pad_token_id {data.pad_id} is outside the model's vocabulary of {vocab} ids "
+                         f"(0 to {vocab - 1}); leave it unset to pad with the tokenizer's <myPT_eot>")
+    try:
+        for split in (data.train, data.val):
+            if split is not None:
+                split.check_token_range(vocab)
+    except DatasetError as e:
+        raise TrainError(str(e)) from None
 
 
 def _restore(state: dict, elig: Eligibility, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
