@@ -8,6 +8,38 @@ write its traceback to a log file and say where.
 
 from __future__ import annotations
 
+import errno
+
 
 class MyptError(Exception):
     """A problem with what the user gave (a file, a flag, a checkpoint), worded for them."""
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit",
+    errno.EROFS: "the folder is on a read-only file system: choose a writable one",
+    errno.EACCES: "permission denied: choose a folder you may write, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a folder you may write",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """A system error as one line: the path, what happened, what to do."""
+    where = exc.filename if exc.filename is not None else ""
+    hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+    return f"{where}: {hint}" if where else hint
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one line a user should read for an error they can act on (ours, or the system's);
+    None for anything else, which is a bug."""
+    if isinstance(exc, MyptError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return os_error_line(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: use a smaller batch_size or block_size (see Troubleshooting in the README)"
+    return None

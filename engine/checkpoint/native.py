@@ -16,6 +16,8 @@ checkpoint. Loading never unpickles arbitrary objects: weights come from safeten
 from __future__ import annotations
 
 import json
+import re
+import os
 import pickle
 import shutil
 import uuid
@@ -82,7 +84,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
     tmp = path.parent / f".mypt-tmp-{path.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        save_file(gpt.weights_for_saving(), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _save_weights(save_file, gpt.weights_for_saving(), tmp / WEIGHTS_FILE, path / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(meta_text + "\n", encoding="utf-8")
         if train_state is not None:
             torch.save(train_state, tmp / TRAIN_STATE_FILE)
@@ -94,6 +96,19 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _save_weights(save_file: Any, weights: dict, tmp: Path, final: Path) -> None:
+    """safetensors reports a failed write (a full disk, a size limit) as a SafetensorError with the
+    OS error in its text: turn it back into the OSError it is, naming the checkpoint being written."""
+    try:
+        save_file(weights, str(tmp), metadata={"format": "pt"})
+    except Exception as e:  # noqa: BLE001 - SafetensorError has no importable base here
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        errno = int(code.group(1))
+        raise OSError(errno, os.strerror(errno), str(final)) from e
 
 
 def unwrap(model: torch.nn.Module) -> GPT:

@@ -18,6 +18,7 @@ import torch
 from ..audit import AuditWriter, ids_digest
 from ..checkpoint import save_checkpoint
 from ..config import to_toml
+from ..errors import user_message
 from ..events import (
     CheckpointSaved,
     Done,
@@ -63,7 +64,8 @@ class RunOutputs:
                  tb: TracebackType | None) -> None:
         try:
             if isinstance(exc, Exception):
-                self.emit(RunError(step=self.run.progress.step, message=f"{type(exc).__name__}: {exc}",
+                self.emit(RunError(step=self.run.progress.step,
+                                   message=user_message(exc) or f"{type(exc).__name__}: {exc}",
                                    last_checkpoint=_text(self.run.progress.last_checkpoint)))
         except OSError:
             pass  # the disk that failed the run may refuse this record too: the run's own error goes on

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 def train_headless(request: TrainRequest) -> int:
     """Train with progress on stderr and the final checkpoint on stdout; ctrl+c stops cleanly."""
     from engine.config import ConfigError
+    from engine.errors import user_message
     from engine.train.job import TrainError, build_job
     from engine.train.loop import run_training
     from mypt_tui.present.console import ConsoleSink
@@ -46,6 +47,7 @@ def train_headless(request: TrainRequest) -> int:
         return EXIT_USAGE
 
     stop = {"requested": False}
+    console = ConsoleSink(sys.stderr, job.config.log_interval)
 
     def on_sigint(signum, frame):  # noqa: ANN001 - signal handler signature
         if stop["requested"]:
@@ -57,11 +59,14 @@ def train_headless(request: TrainRequest) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        result = run_training(job, [ConsoleSink(sys.stderr, job.config.log_interval)],
-                              should_stop=lambda: stop["requested"])
+        result = run_training(job, [console], should_stop=lambda: stop["requested"])
     except TrainError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - once the run started, the console printed its error line
+        if not console.started or user_message(e) is None:
+            raise  # not yet started, or a bug: the CLI's boundary reports it (with its traceback log)
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGINT, old)
     if result.final_checkpoint:

@@ -48,6 +48,7 @@ class ConsoleSink:
         self.tty = stream.isatty()
         self.log_interval = max(log_interval, 1)
         self.status = RunStatus()
+        self.started = False  # a run started: from then on its failure is shown here, as its RunError
         self._bar = False
 
     def _line(self, text: str) -> None:
@@ -60,6 +61,7 @@ class ConsoleSink:
     def __call__(self, ev: Event) -> None:
         self.status.apply(ev)
         if isinstance(ev, RunStart):
+            self.started = True
             for line in preflight_lines(ev):
                 self._line(line)
         elif isinstance(ev, Step):

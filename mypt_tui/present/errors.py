@@ -8,24 +8,12 @@ path the message gives, and the user never sees a traceback on the terminal.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 import traceback
 from pathlib import Path
 
-from engine.errors import MyptError
-
-
-_OS_HINTS = {
-    errno.ENOSPC: "the disk is full: free some space and run again",
-    errno.EDQUOT: "the disk quota is used up: free some space and run again",
-    errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit",
-    errno.EROFS: "the folder is on a read-only file system: choose a writable one",
-    errno.EACCES: "permission denied: choose a folder you may write, or fix its permissions",
-    errno.EPERM: "operation not permitted: choose a folder you may write",
-    errno.ENOENT: "no such file or folder",
-}
+from engine.errors import user_message
 
 
 def log_dir() -> Path:
@@ -49,21 +37,11 @@ def write_crash_log(exc: BaseException) -> Path | None:
     return path
 
 
-def os_error_line(exc: OSError) -> str:
-    """A system error as one line: the path, what happened, what to do."""
-    where = exc.filename if exc.filename is not None else ""
-    hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
-    return f"{where}: {hint}" if where else hint
-
-
 def describe_error(exc: BaseException) -> str:
     """Any exception as one message: ours as written, a system error with its path, a bug with its log."""
-    if isinstance(exc, MyptError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return os_error_line(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory: use a smaller batch_size or block_size (see Troubleshooting in the README)"
+    message = user_message(exc)
+    if message is not None:
+        return message
     log = write_crash_log(exc)
     where = f"the traceback is in {log}" if log else "no traceback could be written"
     return f"unexpected {type(exc).__name__}: {exc} (a bug in mypt; {where})"
