@@ -22,6 +22,7 @@ TRAIN_STATE_FILE = "train_state.pt"
 
 # a prepared dataset (episode_indexed_sft_v1)
 DATASET_FORMAT = "episode_indexed_sft_v1"
+STREAM_FORMAT = "token_stream_v1"  # a pretraining dataset: documents as one stream of tokens, in shards
 SPLITS = ("train", "val")
 TOKENS_FILE = "tokens.bin"
 MASK_FILE = "mask.bin"

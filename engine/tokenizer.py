@@ -72,6 +72,7 @@ class Tokenizer:
         self._short = {tag_name(t): i for t, i in self.tag_ids.items()}
         self.eot_id = self.tag_ids["<myPT_eot>"]
         self.pad_id = self.eot_id  # MyPT pads with <myPT_eot>; padding is never trained
+        self.doc_sep_id = self.eot_id  # ends each document of a pretraining stream (gpt2: <|endoftext|>)
 
     # -- ids of tags -------------------------------------------------------------------------
     def tag_id(self, name: str) -> int:
@@ -135,6 +136,7 @@ class GPT2Tokenizer(Tokenizer):
         super().__init__()
         self._enc = _gpt2_encoding()
         self._tag_bytes = {i: t.encode() for t, i in self.tag_ids.items()}
+        self.doc_sep_id = GPT2_ENDOFTEXT  # the separator GPT-2 itself was pretrained with
 
     def encode(self, text: str) -> list[int]:
         return self._enc.encode_ordinary(text)
