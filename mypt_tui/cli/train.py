@@ -37,7 +37,7 @@ def train_headless(request: TrainRequest) -> int:
     from engine.config import ConfigError
     from engine.train.job import TrainError, build_job
     from engine.train.loop import run_training
-    from mypt_tui.present.console import ConsoleSink
+    from mypt_tui.present.console import ConsoleSink, console_log_sinks
 
     try:
         job = build_job(request)
@@ -57,8 +57,8 @@ def train_headless(request: TrainRequest) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        result = run_training(job, [ConsoleSink(sys.stderr, job.config.log_interval)],
-                              should_stop=lambda: stop["requested"])
+        sinks = [ConsoleSink(sys.stderr, job.config.log_interval), *console_log_sinks(job.config)]
+        result = run_training(job, sinks, should_stop=lambda: stop["requested"])
     except TrainError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
