@@ -74,9 +74,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The job flags of `mypt train`, then every config key."""
     job = p.add_argument_group("job")
-    flag(job, "--model", "--model_name", "--model-name", dest="model",
+    flag(job, "--model", dest="model",
          help="checkpoint to continue from: a name under checkpoints/, a run folder or a checkpoint folder "
               "(a MyPT run's AdamW state comes along where its layout fits)")
+    flag(job, "--model_name", dest="model_name",
+         help="the guide's spelling of --model; with --init_from_model (MyPT's train.py) the run to write, "
+              "as --output")
     flag(job, "--init_from_model", dest="init_from_model",
          help="MyPT's spelling: start from this checkpoint's weights only (no optimizer state)")
     flag(job, "--init", help=f"'{SCRATCH}' to start from random weights (the default without --model)")
@@ -96,7 +99,13 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def request_from_args(args: argparse.Namespace, command: list[str] | None = None) -> TrainRequest:
     """The TrainRequest that parsed `mypt train` flags describe."""
-    req = TrainRequest(output=args.output, dataset=args.dataset, config=args.config, model=args.model,
+    model, output = args.model, args.output
+    if args.model_name is not None:
+        if args.init_from_model is not None and output is None and model is None:
+            output = args.model_name  # MyPT's train.py: --model_name names the run it writes
+        else:
+            model = model or args.model_name  # the phase 3a guide's train.py: the checkpoint to continue
+    req = TrainRequest(output=output, dataset=args.dataset, config=args.config, model=model,
                        init_from_model=args.init_from_model, init=args.init, resume=args.resume,
                        overwrite=args.overwrite,
                        tokenization=args.tokenization, checkpoints=args.checkpoints,

@@ -59,3 +59,44 @@ def write_dataset(root: Path, tokenizer_state: dict, train: dict, val: dict | No
     (root / "dataset_metadata.json").write_text(json.dumps({"schema": "episode_indexed_sft_v1", **counts,
                                                             **metadata}))
     return root
+
+
+def myPT_params(ours) -> list[tuple[str, object]]:
+    """A modern MyPT GPT's parameters (RoPE, SwiGLU, RMSNorm, tied, output bias) under MyPT's names,
+    in MyPT's module order (blocks: sa, fwd, ln1, ln2), from our model of the same architecture."""
+    sd = ours.state_dict()
+    out = [("token_embedding_table.weight", sd["transformer.wte.weight"])]
+    for i in range(ours.config.n_layer):
+        h = f"transformer.h.{i}."
+        out += [(f"blocks.{i}.sa.qkv.weight", sd[h + "attn.c_attn.weight"]),
+                (f"blocks.{i}.sa.proj.weight", sd[h + "attn.c_proj.weight"]),
+                (f"blocks.{i}.fwd.w_gate.weight", sd[h + "mlp.c_gate.weight"]),
+                (f"blocks.{i}.fwd.w_up.weight", sd[h + "mlp.c_fc.weight"]),
+                (f"blocks.{i}.fwd.w_down.weight", sd[h + "mlp.c_proj.weight"]),
+                (f"blocks.{i}.ln1.weight", sd[h + "ln_1.weight"]), (f"blocks.{i}.ln2.weight", sd[h + "ln_2.weight"])]
+    return out + [("ln_f.weight", sd["transformer.ln_f.weight"]), ("lm_head.weight", sd["lm_head.weight"]),
+                  ("lm_head.bias", sd["lm_head.bias"])]
+
+
+def myPT_optimizer(params: list[tuple[str, object]], skip: int = 0) -> tuple[dict, list[str]]:
+    """(AdamW state as MyPT's configure_optimizer lays it out, MyPT's names in its numbering): decay
+    group (matrices), then no-decay (vectors, embeddings, 'ln'), numbered across both; parameter k's moments are all k + 1 (a marker).
+    The tied output matrix is the embedding (named_parameters gives it once); `skip` leaves out the
+    first block's parameters (a run with freeze_layers)."""
+    import torch
+
+    named = [(n, p) for n, p in params if n != "lm_head.weight" and not (skip and n.startswith("blocks.0."))]
+    no_decay = [(n, p) for n, p in named if p.dim() == 1 or "embedding" in n or "ln" in n]
+    decay = [(n, p) for n, p in named if n not in {m for m, _ in no_decay}]
+    state, groups, k = {}, [], 0
+    for members, wd in ((decay, 0.05), (no_decay, 0.0)):
+        ids = []
+        for _, p in members:
+            state[k] = {"step": torch.tensor(12.0), "exp_avg": torch.full_like(p, k + 1.0),
+                        "exp_avg_sq": torch.full_like(p, (k + 1.0) ** 2)}
+            ids.append(k)
+            k += 1
+        groups.append({"params": ids, "lr": 3e-5, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": wd,
+                       "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                       "differentiable": False, "fused": None})
+    return {"state": state, "param_groups": groups}, [n for n, _ in decay + no_decay]

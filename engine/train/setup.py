@@ -265,7 +265,9 @@ def _assemble(job: TrainJob, cfg: TrainConfig, dist: distributed.Dist, device: t
     notes = []
     if start.train_state is not None:
         sampler_state = _restore(start.train_state, elig, optimizer, scaler, progress, device)
-    elif start.meta and not job.weights_only:
+    elif start.meta and job.weights_only:
+        notes.append("optimizer: fresh AdamW (--init_from_model takes the weights only)")
+    elif start.meta:
         carried = carry_optimizer(start.meta, model, optimizer)
         notes += [carried] if carried else []
     run = Run(job, cfg, dist, device, dtype, data, elig, report, model, _wrap(model, cfg, dist, device),
