@@ -318,8 +318,7 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, *, segment_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, targets: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, full_output: bool = False,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, full_output: bool = False) -> torch.Tensor:
         """Logits (B, T, V) at every position: the full reference path.
 
         Given `targets` and `mask`, returns `supervised_loss` instead, so that wrappers which act
@@ -329,7 +328,7 @@ class GPT(nn.Module):
             if targets is None or mask is None:
                 raise ValueError("pass both targets and mask to get the loss")
             return self.supervised_loss(idx, targets, mask, segment_ids=segment_ids, position_ids=position_ids,
-                                        full_output=full_output, weight=weight)
+                                        full_output=full_output)
         return self.head(self.hidden(idx, segment_ids=segment_ids, position_ids=position_ids))
 
     def supervised_loss(self, idx: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *,
@@ -346,8 +345,7 @@ class GPT(nn.Module):
         if full_output:
             logits = self.head(h).float()
             ce = F.cross_entropy(logits.flatten(0, 1), targets.masked_fill(~keep, 0).flatten(), reduction="none")
-            scale = keep.flatten() if weight is None else keep.flatten() * weight.flatten()
-            return (ce * scale).sum()
+            return (ce * keep.flatten() * (1 if weight is None else weight.flatten())).sum()
         logits = self.head(h[keep]).float()
         if weight is None:
             return F.cross_entropy(logits, targets[keep], reduction="sum")

@@ -80,9 +80,9 @@ def myPT_params(ours) -> list[tuple[str, object]]:
 
 def myPT_optimizer(params: list[tuple[str, object]], skip: int = 0) -> tuple[dict, list[str]]:
     """(AdamW state as MyPT's configure_optimizer lays it out, MyPT's names in its numbering): decay
-    group (matrices), then no-decay (vectors, embeddings, 'ln'), numbered across both; parameter k's moments are all k + 1 (a marker).
-    The tied output matrix is the embedding (named_parameters gives it once); `skip` leaves out the
-    first block's parameters (a run with freeze_layers)."""
+    group (matrices), then no-decay (vectors, embeddings, 'ln'), numbered across both; parameter k's
+    moments are all k + 1 (a marker). The tied output matrix is the embedding (named_parameters gives
+    it once); `skip` leaves out the first block's parameters (a run with freeze_layers)."""
     import torch
 
     named = [(n, p) for n, p in params if n != "lm_head.weight" and not (skip and n.startswith("blocks.0."))]

@@ -226,3 +226,9 @@ def test_refused_values_of_the_new_keys_name_the_key():
                       (dict(use_checkpoint="yes"), "use_checkpoint must be true or false")):
         with pytest.raises(ConfigError, match=words):
             TrainConfig(**kw)
+
+
+def test_a_vocab_size_smaller_than_the_tokenizer_is_refused_naming_the_key(dataset, tmp_path):
+    with pytest.raises(TrainError, match=r"vocab_size = 100 is smaller than the tokenizer's 128 rows \(char\)"):
+        train(dataset, tmp_path / "run", tiny(vocab_size=100))
+    assert not (tmp_path / "run").exists()
