@@ -7,6 +7,8 @@ Record kinds:
   tokens and supervised tokens.
 - `epoch_end`: an epoch closed; the ids dropped as an incomplete last batch.
 - `resume`: training resumed at this step (the records of steps after it were cut first).
+- `phase`: a curriculum phase trains from this step on: its dataset and eligible set (as `start`);
+  its epochs count from 0, and an epoch the switch cut short is not checked.
 Every record carries `prev` (the previous record's hash) and `hash` (sha256 of the record
 without `hash`), so an edited, removed or reordered record breaks the chain.
 

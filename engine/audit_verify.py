@@ -40,7 +40,7 @@ class VerifyReport:
 
 def verify_audit(path: Path, report: VerifyReport | None = None) -> VerifyReport:
     """The file alone: a start record first, the chain, and that each completed epoch trained
-    every eligible episode exactly once."""
+    every eligible episode exactly once (of its curriculum phase, after a `phase` record)."""
     rep = report or VerifyReport()
     prev = GENESIS
     start: dict[str, Any] | None = None
@@ -60,6 +60,8 @@ def verify_audit(path: Path, report: VerifyReport | None = None) -> VerifyReport
         kind = rec.get("kind")
         if kind == "start":
             start = start or rec
+        elif kind == "phase":  # a curriculum phase: its own eligible set, its epochs from 0
+            start, seen = rec, {}
         elif kind == "step":
             rep.steps += 1
             for mb in micro_batches(rec):

@@ -10,7 +10,9 @@ Layout (MyPT-compatible binaries plus our sidecars):
     <root>/tokenizer_state.json    the tokenizer's state()
     <root>/dataset_metadata.json   format/schema, counts (MyPT's key names), options, inputs
 
-A split with no episodes has no folder (MyPT's loader cannot memory-map an empty file).
+A split with no episodes has no folder (MyPT's loader cannot memory-map an empty file). MyPT's
+sharded (shard_*/) and packed (segment_ids.bin) splits and its loss weights (mask_weighted.bin) are
+read too: engine.dataset_store.
 Reading memory-maps the tokens and the mask, so opening a dataset costs its index only.
 The writer is engine.dataset_writer, the full integrity checks engine.dataset_checks.
 """
@@ -26,7 +28,9 @@ import numpy as np
 
 # The format's dtypes and the writer stay importable from here: engine.prepare writes through `dataset.X`.
 from . import jsonio
-from .dataset_writer import INDEX_DTYPE, MASK_DTYPE, TOKEN_DTYPE
+from .dataset_store import WEIGHT_DTYPE, WEIGHTS_FILE, Concat, DatasetError, Part, open_files
+from .dataset_writer import INDEX_DTYPE as INDEX_DTYPE
+from .dataset_writer import MASK_DTYPE, TOKEN_DTYPE
 from .dataset_writer import SplitWriter as SplitWriter
 from .dataset_writer import episode_tail as episode_tail
 from .dataset_writer import split_tail as split_tail
@@ -35,13 +39,8 @@ from .episode import Episode
 from .layout import DATASET_FORMAT as FORMAT
 from .layout import EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE, TOKENS_FILE
 from .tokenizer import Tokenizer, TokenizerError, from_state
-from .errors import MyptError
 
 _CHUNK_TOKENS = 1 << 22  # whole-split scans read about this many tokens at a time
-
-
-class DatasetError(MyptError, ValueError):
-    """A folder that is not a prepared dataset, or one whose files are missing or inconsistent."""
 
 
 def _family(meta: dict[str, Any]) -> str:
@@ -50,16 +49,22 @@ def _family(meta: dict[str, Any]) -> str:
 
 
 class EpisodeSplit:
-    """One split (train or val): memory-mapped tokens and mask, the index, and the sidecar."""
+    """One split (train or val): memory-mapped tokens and mask (and loss weights), the index, and
+    the sidecar. MyPT's shards and packed rows read as one split of episodes (engine.dataset_store)."""
 
-    def __init__(self, name: str, folder: Path, tokens: np.ndarray, mask: np.ndarray, index: np.ndarray) -> None:
+    def __init__(self, name: str, folder: Path, tokens: np.ndarray | Concat, mask: np.ndarray | Concat,
+                 index: np.ndarray, weights: np.ndarray | Concat | None = None, parts: list[Part] | None = None,
+                 packed: bool = False) -> None:
         self.name = name
         self.folder = folder
-        self.tokens = tokens  # np.memmap, uint32
-        self.mask = mask  # np.memmap, uint8
-        self.index = index  # (N, 2) uint64: start, length
+        self.tokens = tokens  # np.memmap (or the memmaps of the shards), uint32
+        self.mask = mask  # ... uint8 0/1
+        self.weights = weights  # ... float32 loss weights (mask_weighted.bin), or None
+        self.index = index  # (N, 2): start, length
         self.starts = index[:, 0].astype(np.int64)
         self.lengths = index[:, 1].astype(np.int64)
+        self.parts = parts or [Part(folder, 0, len(tokens))]
+        self.packed = packed  # read from MyPT's packed rows (segment_ids.bin)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -70,7 +75,17 @@ class EpisodeSplit:
     @property
     def has_sidecar(self) -> bool:
         """True when episodes.jsonl exists (ours); a MyPT dataset has none."""
-        return (self.folder / EPISODES_FILE).exists()
+        return len(self.parts) == 1 and not self.packed and (self.folder / EPISODES_FILE).exists()
+
+    @property
+    def weighted(self) -> bool:
+        """True when the split has per-token loss weights (prepared with --weighted_mask)."""
+        return self.weights is not None
+
+    def weights_of(self, i: int) -> np.ndarray:
+        """The loss weights of episode i (float32; 0 where the mask is 0)."""
+        s, length = int(self.starts[i]), int(self.lengths[i])
+        return self.weights[s:s + length]
 
     def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The token ids and the loss mask of episode i (views into the memory maps)."""
@@ -80,33 +95,52 @@ class EpisodeSplit:
         s, length = int(self.starts[i]), int(self.lengths[i])
         return self.tokens[s:s + length], self.mask[s:s + length]
 
-    def chunks(self, max_tokens: int = _CHUNK_TOKENS) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
+    def chunks(self, max_tokens: int = _CHUNK_TOKENS, second: tuple[str, np.dtype] = (MASK_FILE, MASK_DTYPE)
+               ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
         """(first episode, end episode, token base, tokens, mask) over the split, a bounded
-        number of tokens at a time. Whole-split scans read the files rather than the memory
-        maps, so they stay flat in memory (mapped pages would stay resident)."""
-        n = len(self)
+        number of tokens at a time (`second` reads the weights instead of the mask). Whole-split
+        scans read the files rather than the memory maps, so they stay flat in memory (mapped
+        pages would stay resident). An episode never spans two parts (shards)."""
+        part_ends = np.searchsorted(self.starts, [p.base + p.size for p in self.parts], side="left")
+        lo = 0
+        for part, end in zip(self.parts, part_ends):
+            yield from self._part_chunks(part, lo, int(end), max_tokens, second)
+            lo = int(end)
+
+    def _part_chunks(self, part: Part, lo: int, n: int, max_tokens: int, second: tuple[str, np.dtype]
+                     ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
         ends = self.starts + self.lengths
-        with open(self.folder / TOKENS_FILE, "rb") as tf, open(self.folder / MASK_FILE, "rb") as mf:
-            lo = 0
+        name, dtype = second
+        with open(part.folder / TOKENS_FILE, "rb") as tf, open(part.folder / name, "rb") as mf:
             while lo < n:
                 hi, base, top = lo + 1, int(self.starts[lo]), int(ends[lo])
                 while hi < n and int(ends[hi]) - base <= max_tokens and self.starts[hi] >= base:
                     top = max(top, int(ends[hi]))
                     hi += 1
-                tf.seek(base * TOKEN_DTYPE.itemsize)
-                mf.seek(base)
+                tf.seek((base - part.base) * TOKEN_DTYPE.itemsize)
+                mf.seek((base - part.base) * dtype.itemsize)
                 yield (lo, hi, base, np.fromfile(tf, dtype=TOKEN_DTYPE, count=top - base),
-                       np.fromfile(mf, dtype=MASK_DTYPE, count=top - base))
+                       np.fromfile(mf, dtype=dtype, count=top - base))
                 lo = hi
+
+    def _per_episode(self, second: tuple[str, np.dtype], dtype: type) -> np.ndarray:
+        out = np.zeros(len(self), dtype=dtype)
+        for lo, hi, base, _, m in self.chunks(second=second):
+            cs = np.concatenate(([0], np.cumsum(m, dtype=dtype)))
+            out[lo:hi] = cs[self.starts[lo:hi] + self.lengths[lo:hi] - base] - cs[self.starts[lo:hi] - base]
+        return out
 
     @cached_property
     def supervised(self) -> np.ndarray:
         """Supervised (mask = 1) tokens per episode, int64, computed from mask.bin."""
-        out = np.zeros(len(self), dtype=np.int64)
-        for lo, hi, base, _, m in self.chunks():
-            cs = np.concatenate(([0], np.cumsum(m, dtype=np.int64)))
-            out[lo:hi] = cs[self.starts[lo:hi] + self.lengths[lo:hi] - base] - cs[self.starts[lo:hi] - base]
-        return out
+        return self._per_episode((MASK_FILE, MASK_DTYPE), np.int64)
+
+    @cached_property
+    def weight_sums(self) -> np.ndarray:
+        """The loss weights per episode summed (float64), or the supervised counts when unweighted."""
+        if self.weights is None:
+            return self.supervised.astype(np.float64)
+        return self._per_episode((WEIGHTS_FILE, WEIGHT_DTYPE), np.float64)
 
     # -- the sidecar (episodes.jsonl), read on first use ------------------------------------
     @cached_property
@@ -187,13 +221,14 @@ class EpisodeSplit:
     def check_token_range(self, vocab_size: int) -> None:
         """Every token id below `vocab_size` (DatasetError naming the file and position otherwise):
         an id past the embedding would crash the first step, or worse, index the wrong row."""
-        for start in range(0, len(self.tokens), _CHUNK_TOKENS):
-            chunk = np.asarray(self.tokens[start:start + _CHUNK_TOKENS])
-            bad = np.flatnonzero(chunk >= vocab_size)
-            if len(bad):
-                at = start + int(bad[0])
-                raise DatasetError(f"{self.folder / TOKENS_FILE}: token {at} is id {int(chunk[bad[0]])}, outside "
-                                   f"the model's vocabulary of {vocab_size} ids (a damaged file, or another tokenizer)")
+        for part in self.parts:
+            for start in range(0, part.size, _CHUNK_TOKENS):
+                chunk = np.asarray(self.tokens[part.base + start:part.base + min(start + _CHUNK_TOKENS, part.size)])
+                bad = np.flatnonzero(chunk >= vocab_size)
+                if len(bad):
+                    raise DatasetError(f"{part.folder / TOKENS_FILE}: token {start + int(bad[0])} is id "
+                                       f"{int(chunk[bad[0]])}, outside the model's vocabulary of {vocab_size} ids "
+                                       "(a damaged file, or another tokenizer)")
 
     def find(self, episode_id: str) -> int | None:
         """Index of the episode with this id, or None."""
@@ -251,7 +286,7 @@ def open_dataset(path: str | Path) -> Dataset:
         raise DatasetError(f"{root} is not a prepared dataset: it has no {METADATA_FILE} and no train/ folder "
                            f"(make one with `mypt prepare chat --input FILE --output {root}`)")
     splits = {name: open_split(root, name, metadata) for name in SPLITS}
-    if splits["train"] is None:
+    if splits["train"] is None and not (metadata.get("val_only") and splits["val"] is not None):
         raise DatasetError(f"{root / 'train'}: no training episodes (missing {TOKENS_FILE} or {INDEX_FILE}?)")
     state = _read_tokenizer_state(root, metadata)
     return Dataset(root, metadata, state, splits)
@@ -262,14 +297,6 @@ def _read_json(path: Path) -> Any:
         return jsonio.read_json(path)
     except (OSError, ValueError) as e:
         raise DatasetError(f"{path}: cannot be read as JSON ({e})") from None
-
-
-def _count(metadata: dict[str, Any], key: str) -> int | None:
-    """A count from dataset_metadata.json: None when absent, DatasetError when not a count."""
-    value = metadata.get(key)
-    if value is not None and (type(value) is not int or value < 0):
-        raise DatasetError(f"{METADATA_FILE}: {key} must be a whole number, got {value!r}")
-    return value
 
 
 def _read_metadata(root: Path) -> dict[str, Any]:
@@ -303,53 +330,12 @@ def _read_tokenizer_state(root: Path, metadata: dict[str, Any]) -> dict[str, Any
 
 
 def open_split(root: Path, name: str, metadata: dict[str, Any] | None = None) -> EpisodeSplit | None:
-    """One split folder of a dataset, checked; None when it is absent or empty."""
-    metadata = metadata or {}
+    """One split folder of a dataset (or its shard_* folders), checked; None when absent or empty."""
     folder = root / name
-    expected = _count(metadata, f"num_{name}_episodes")
-    if folder.is_dir() and any(folder.glob("shard_*")):
-        raise DatasetError(f"{folder}: multi-shard datasets (shard_*/ folders) are not supported; "
-                           "prepare the input again with `mypt prepare`")
-    paths = {f: folder / f for f in (TOKENS_FILE, MASK_FILE, INDEX_FILE)}
-    if not folder.is_dir() or not paths[INDEX_FILE].exists() and not paths[TOKENS_FILE].exists():
-        if expected:
-            raise DatasetError(f"{folder}: missing, but {METADATA_FILE} says {expected} {name} episodes")
+    files = open_files(folder, metadata or {}, name)
+    if files is None:
         return None
-    for f, p in paths.items():
-        if not p.exists():
-            raise DatasetError(f"{p}: missing")
-    sizes = {f: p.stat().st_size for f, p in paths.items()}
-    if sizes[INDEX_FILE] % 16:
-        raise DatasetError(f"{paths[INDEX_FILE]}: {sizes[INDEX_FILE]} bytes is not a whole number of "
-                           "16-byte (start, length) pairs (truncated?)")
-    if sizes[TOKENS_FILE] % 4:
-        raise DatasetError(f"{paths[TOKENS_FILE]}: {sizes[TOKENS_FILE]} bytes is not a whole number of "
-                           "uint32 tokens (truncated?)")
-    n_tokens = sizes[TOKENS_FILE] // 4
-    if sizes[MASK_FILE] != n_tokens:
-        raise DatasetError(f"{paths[MASK_FILE]}: {sizes[MASK_FILE]} mask bytes for {n_tokens} tokens in "
-                           f"{TOKENS_FILE} (they must be aligned, one byte per token)")
-    n = sizes[INDEX_FILE] // 16
-    if expected is not None and expected != n:
-        raise DatasetError(f"{paths[INDEX_FILE]}: {n} episodes, but {METADATA_FILE} says {expected}")
-    want_tokens = _count(metadata, f"num_{name}_tokens")
-    if want_tokens is not None and want_tokens != n_tokens:
-        raise DatasetError(f"{paths[TOKENS_FILE]}: {n_tokens} tokens, but {METADATA_FILE} says {want_tokens}")
-    if n == 0:
-        return None
-    index = np.fromfile(paths[INDEX_FILE], dtype=INDEX_DTYPE).reshape(-1, 2)
-    starts, lengths = index[:, 0], index[:, 1]
-    bad = np.flatnonzero(lengths == 0)
-    if len(bad):
-        raise DatasetError(f"{paths[INDEX_FILE]}: episode {bad[0]} has length 0")
-    past = np.flatnonzero((starts > n_tokens) | (lengths > n_tokens - np.minimum(starts, n_tokens)))
-    if len(past):
-        i = int(past[0])
-        raise DatasetError(f"{paths[INDEX_FILE]}: episode {i} (start {starts[i]}, length {lengths[i]}) points "
-                           f"past the end of {TOKENS_FILE} ({n_tokens} tokens)")
-    tokens = np.memmap(paths[TOKENS_FILE], dtype=TOKEN_DTYPE, mode="r")
-    mask = np.memmap(paths[MASK_FILE], dtype=MASK_DTYPE, mode="r")
-    return EpisodeSplit(name, folder, tokens, mask, index)
+    return EpisodeSplit(name, folder, files.tokens, files.mask, files.index, files.weights, files.parts, files.packed)
 
 
 # -- showing an episode ------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class RunStart(Event):
     resumed: bool = False
     init: str = "scratch"  # "scratch", or the checkpoint the weights came from
     pid: int = field(default_factory=os.getpid)
+    name: str = ""  # the config's name and description (MyPT configs carry them)
+    description: str = ""
 
 
 @dataclass
@@ -92,6 +94,19 @@ class EpochEnd(Event):
 
 
 @dataclass
+class PhaseStart(Event):
+    """A curriculum phase begins after `step`: its dataset trains from the next step on."""
+
+    type: ClassVar[str] = "phase_start"
+    phase: int  # 1-based
+    name: str
+    dataset: str
+    eligible: int
+    until: int | None = None  # the step it ends at (None: the end of the run)
+    description: str = ""
+
+
+@dataclass
 class CheckpointSaved(Event):
     type: ClassVar[str] = "checkpoint"
     path: str
@@ -127,7 +142,7 @@ class RunError(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (
-    RunStart, Step, Eval, EpochStart, EpochEnd, CheckpointSaved, RunWarning, Done, RunError)}
+    RunStart, Step, Eval, EpochStart, EpochEnd, PhaseStart, CheckpointSaved, RunWarning, Done, RunError)}
 
 Sink = Callable[[Event], None]
 

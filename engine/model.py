@@ -10,6 +10,10 @@ packed beside others or alone. Without segment ids attention is plain causal (th
 Generation passes a `KVCache`: keys and values of earlier tokens are kept per layer, so each
 new token costs one position's work instead of re-running the whole context.
 
+Two training settings live on the model, not in its config (they change no weight): NEFTune
+noise on the token embeddings (`neftune_alpha`) and activation checkpointing (`checkpointing`),
+both active only in training mode.
+
 Sizes from the config alone (parameters, FLOPs, the memory report) are in engine.sizing.
 """
 
@@ -22,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .layout import MLP_TYPES, NORM_TYPES, POS_ENCODINGS
 
@@ -240,6 +245,8 @@ class GPT(nn.Module):
             cos, sin = rope_tables(cfg)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        self.neftune_alpha = 0.0  # NEFTune (arXiv:2310.05914): uniform embedding noise while training
+        self.checkpointing = False  # recompute each block in backward instead of keeping its activations
         self.apply(self._init_weights)
         # GPT-2's scaled init: each residual projection adds to the stream 2 * n_layer times.
         for name, p in self.named_parameters():
@@ -268,6 +275,9 @@ class GPT(nn.Module):
             else:
                 position_ids = torch.arange(start, start + T, device=idx.device).unsqueeze(0)
         x = self.transformer.wte(idx)
+        if self.training and self.neftune_alpha > 0:  # bound alpha / sqrt(L d): MyPT's and the paper's scale
+            bound = self.neftune_alpha / math.sqrt(T * cfg.n_embd)
+            x = x + torch.empty_like(x).uniform_(-bound, bound)
         if cfg.pos_encoding == "learned":
             x = x + self.transformer.wpe(position_ids)
         rope = None
@@ -276,8 +286,12 @@ class GPT(nn.Module):
                     self.rope_sin[position_ids].unsqueeze(1).to(x.dtype))
         x = self.transformer.drop(x)
         mask, causal = self._attention_mask(T, segment_ids, kv_cache, idx.device)
+        recompute = self.checkpointing and self.training and kv_cache is None and torch.is_grad_enabled()
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, rope, mask, causal, kv_cache, layer)
+            if recompute:  # keeps the block's input only; backward runs it again (same dropout)
+                x = checkpoint(block, x, rope, mask, causal, None, layer, use_reentrant=False)
+            else:
+                x = block(x, rope, mask, causal, kv_cache, layer)
         if kv_cache is not None:
             kv_cache.pos += T
         return self.transformer.ln_f(x)
@@ -319,8 +333,9 @@ class GPT(nn.Module):
 
     def supervised_loss(self, idx: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *,
                         segment_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                        full_output: bool = False) -> torch.Tensor:
-        """SUM of cross-entropy (fp32) over positions where mask == 1.
+                        full_output: bool = False, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """SUM of cross-entropy (fp32) over positions where mask == 1, each times its `weight`
+        when given (MyPT's weighted masks).
 
         The output layer (vocab x width, the largest matmul of a small model) runs only at the
         supervised positions; `full_output=True` computes all logits then masks (same value).
@@ -330,9 +345,11 @@ class GPT(nn.Module):
         if full_output:
             logits = self.head(h).float()
             ce = F.cross_entropy(logits.flatten(0, 1), targets.masked_fill(~keep, 0).flatten(), reduction="none")
-            return (ce * keep.flatten()).sum()
+            return (ce * keep.flatten() * (1 if weight is None else weight.flatten())).sum()
         logits = self.head(h[keep]).float()
-        return F.cross_entropy(logits, targets[keep], reduction="sum")
+        if weight is None:
+            return F.cross_entropy(logits, targets[keep], reduction="sum")
+        return (F.cross_entropy(logits, targets[keep], reduction="none") * weight[keep]).sum()
 
     def set_dropout(self, p: float) -> None:
         """Change dropout everywhere (a fine-tune picks its own; the guide raises it for SFT)."""

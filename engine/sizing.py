@@ -42,13 +42,15 @@ def flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> float:
 _DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 
 
-def model_report(cfg: GPTConfig, batch_size: int, dtype: str | torch.dtype = "float32") -> dict[str, Any]:
+def model_report(cfg: GPTConfig, batch_size: int, dtype: str | torch.dtype = "float32",
+                 checkpointing: bool = False) -> dict[str, Any]:
     """Parameters and the training memory one micro-batch needs (estimates, in bytes).
 
     Weights, gradients and AdamW's two moments are fp32 (mixed precision keeps fp32 masters);
     activations are counted in `dtype`, the autocast dtype. Activations assume attention that
     does not store the T x T scores (PyTorch's fused kernels on GPU); `logits_bytes` is the
-    worst case where every position is supervised.
+    worst case where every position is supervised. With activation `checkpointing` only each
+    block's input is kept, plus one block's activations while backward recomputes it.
     """
     name = str(dtype).replace("torch.", "")
     if name not in _DTYPE_BYTES:
@@ -61,7 +63,8 @@ def model_report(cfg: GPTConfig, batch_size: int, dtype: str | torch.dtype = "fl
     # q, k, v, the attention output, the MLP input and its hidden activations.
     mlp_saved = 4 * H if cfg.mlp_type == "swiglu" else 2 * H
     per_layer = 2 * C + C + 3 * C + C + C + mlp_saved
-    activations = tokens * (cfg.n_layer * per_layer + 2 * C) * act
+    kept = cfg.n_layer * C + per_layer if checkpointing else cfg.n_layer * per_layer
+    activations = tokens * (kept + 2 * C) * act
     logits = tokens * cfg.vocab_size * 4 * 2  # fp32 logits and their gradient
     report = {
         "params": n,
@@ -70,6 +73,7 @@ def model_report(cfg: GPTConfig, batch_size: int, dtype: str | torch.dtype = "fl
         "batch_size": batch_size,
         "block_size": cfg.block_size,
         "dtype": name,
+        "checkpointing": checkpointing,
         "weights_bytes": 4 * n,
         "grads_bytes": 4 * n,
         "optimizer_bytes": 8 * n,
@@ -93,7 +97,8 @@ def format_report(r: dict[str, Any]) -> str:
     """One paragraph for a pre-flight print or the app."""
     return (f"model: {r['params'] / 1e6:.1f}M parameters ({r['params_non_embedding'] / 1e6:.1f}M without "
             f"input embeddings)\nmemory for a micro-batch of {r['batch_size']} x {r['block_size']} tokens "
-            f"({r['dtype']} activations): weights {format_bytes(r['weights_bytes'])}, gradients "
+            f"({r['dtype']} activations{', checkpointed' if r.get('checkpointing') else ''}): weights "
+            f"{format_bytes(r['weights_bytes'])}, gradients "
             f"{format_bytes(r['grads_bytes'])}, AdamW state {format_bytes(r['optimizer_bytes'])}, "
             f"activations ~{format_bytes(r['activations_bytes'])}, logits up to "
             f"{format_bytes(r['logits_bytes'])}; total ~{format_bytes(r['total_bytes'])}")

@@ -33,7 +33,7 @@ def flag(parser: argparse._ActionsContainer, name: str, *more: str, **kw: Any) -
 
 # -- config keys ---------------------------------------------------------------------------------
 
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION"}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION", "curriculum": "JSON"}
 
 
 def _flag_type(name: str) -> Callable[[str], Any]:
@@ -74,12 +74,19 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The job flags of `mypt train`, then every config key."""
     job = p.add_argument_group("job")
-    flag(job, "--model", "--model_name", "--model-name", dest="model",
-         help="checkpoint to continue from: a name under checkpoints/, a run folder or a checkpoint folder")
+    flag(job, "--model", dest="model",
+         help="checkpoint to continue from: a name under checkpoints/, a run folder or a checkpoint folder "
+              "(a MyPT run's AdamW state comes along where its layout fits)")
+    flag(job, "--model_name", dest="model_name",
+         help="the guide's spelling of --model; with --init_from_model (MyPT's train.py) the run to write, "
+              "as --output")
+    flag(job, "--init_from_model", dest="init_from_model",
+         help="MyPT's spelling: start from this checkpoint's weights only (no optimizer state)")
     flag(job, "--init", help=f"'{SCRATCH}' to start from random weights (the default without --model)")
     flag(job, "--config", "--config_file", "--config-file", dest="config",
          help="TOML config (or MyPT JSON); with --resume the run's own config is used")
-    flag(job, "--dataset", help="prepared dataset folder (mypt prepare)")
+    flag(job, "--dataset", "--dataset_dir", "--dataset-dir", dest="dataset",
+         help="prepared dataset folder (mypt prepare, or MyPT's prepare scripts); with a curriculum, its first phase's")
     flag(job, "--output", "--output_dir", "--output-dir", dest="output",
          help="run folder; a bare name goes under checkpoints/")
     flag(job, "--tokenization", choices=list(TOKENIZATIONS), help="must match the dataset's (checked)")
@@ -92,8 +99,15 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def request_from_args(args: argparse.Namespace, command: list[str] | None = None) -> TrainRequest:
     """The TrainRequest that parsed `mypt train` flags describe."""
-    req = TrainRequest(output=args.output, dataset=args.dataset, config=args.config, model=args.model,
-                       init=args.init, resume=args.resume, overwrite=args.overwrite,
+    model, output = args.model, args.output
+    if args.model_name is not None:
+        if args.init_from_model is not None and output is None and model is None:
+            output = args.model_name  # MyPT's train.py: --model_name names the run it writes
+        else:
+            model = model or args.model_name  # the phase 3a guide's train.py: the checkpoint to continue
+    req = TrainRequest(output=output, dataset=args.dataset, config=args.config, model=model,
+                       init_from_model=args.init_from_model, init=args.init, resume=args.resume,
+                       overwrite=args.overwrite,
                        tokenization=args.tokenization, checkpoints=args.checkpoints,
                        overrides=overrides_from_args(args))
     if command is not None:
@@ -131,7 +145,7 @@ def split_flags(text: str) -> list[str]:
         raise UsageError(f"flags: {e}") from None
 
 
-JOB_FIELDS = ("model", "init", "config", "dataset", "output", "tokenization")
+JOB_FIELDS = ("model", "init_from_model", "init", "config", "dataset", "output", "tokenization")
 
 
 def train_argv(req: TrainRequest, *, job_fields: tuple[str, ...] = JOB_FIELDS) -> list[str]:
@@ -154,7 +168,7 @@ def train_argv(req: TrainRequest, *, job_fields: tuple[str, ...] = JOB_FIELDS) -
 def add_sampling_flags(p: argparse.ArgumentParser, max_tokens_help: str) -> None:
     """--preset and the flags that override its values (read back by sampling_from_args)."""
     flag(p, "--max_new_tokens", type=int, default=None, help=f"{max_tokens_help} (default: the preset's, 256)")
-    p.add_argument("--preset", default="chat", choices=PRESET_NAMES,
+    p.add_argument("--preset", default=None, choices=PRESET_NAMES,
                    help="sampling preset (default chat); the flags below override its values")
     p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
     flag(p, "--top_k", type=int, default=None, help="sample among the k most likely tokens (0 = no limit)")
@@ -163,8 +177,8 @@ def add_sampling_flags(p: argparse.ArgumentParser, max_tokens_help: str) -> None
     p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
 
 
-def sampling_from_args(args: argparse.Namespace):  # noqa: ANN201 - engine.generate.SamplingConfig (torch)
-    """The preset, with every flag the user gave replacing its value."""
+def sampling_from_args(args: argparse.Namespace, preset_name: str | None = None):  # noqa: ANN201 - SamplingConfig
+    """The preset (--preset, else `preset_name`, else chat), with every flag the user gave replacing its value."""
     from engine.generate import preset
 
     overrides = {k: getattr(args, k) for k in ("temperature", "repetition_penalty", "seed", "max_new_tokens")
@@ -173,4 +187,4 @@ def sampling_from_args(args: argparse.Namespace):  # noqa: ANN201 - engine.gener
         overrides["top_k"] = args.top_k or None
     if args.top_p is not None:
         overrides["top_p"] = None if args.top_p >= 1 else args.top_p
-    return preset(args.preset, **overrides)
+    return preset(args.preset or preset_name or "chat", **overrides)

@@ -14,7 +14,7 @@ import torch
 from ..layout import META_FILE, WEIGHTS_FILE
 from ..model import GPT
 from ..tokenizer import TokenizerError, from_state
-from .myPT import load_myPT
+from .myPT import load_myPT, myPT_source
 from .native import Checkpoint, CheckpointError, load_native
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -33,14 +33,15 @@ class CheckpointInfo:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint folder (ours or MyPT's) onto the CPU without building the model."""
+    """Read a checkpoint folder (ours or MyPT's, or MyPT's single .pt file) onto the CPU without
+    building the model."""
     path = Path(path)
     if (path / META_FILE).is_file():
         return load_native(path)
-    if (path / "config.json").is_file() and (path / "model.pt").is_file():
+    if myPT_source(path) is not None:
         return load_myPT(path)
     raise CheckpointError(f"{path} is not a checkpoint: it has neither {META_FILE} + {WEIGHTS_FILE} "
-                          "nor MyPT's config.json + model.pt")
+                          "nor MyPT's config.json + model.pt (or latest.pt / final.pt)")
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
@@ -63,7 +64,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
 # -- finding checkpoints ----------------------------------------------------------------------
 
 def is_checkpoint(path: Path) -> bool:
-    return (path / META_FILE).is_file() or ((path / "config.json").is_file() and (path / "model.pt").is_file())
+    return (path / META_FILE).is_file() or myPT_source(path) is not None
 
 
 def _newest_step(run: Path) -> Path | None:
@@ -77,6 +78,8 @@ def resolve_checkpoint(name_or_path: str | Path, root: str | Path = "checkpoints
     given = Path(name_or_path)
     candidates = [given] if given.is_absolute() else [given, Path(root) / given]
     for c in candidates:
+        if c.is_file() and myPT_source(c) is not None:
+            return c  # MyPT's single-file checkpoint, named by its path
         if not c.is_dir():
             continue
         if is_checkpoint(c):
@@ -84,8 +87,8 @@ def resolve_checkpoint(name_or_path: str | Path, root: str | Path = "checkpoints
         newest = _newest_step(c)
         if newest is not None:
             return newest
-        raise CheckpointError(f"{c} holds no checkpoint: no {META_FILE} (or MyPT's config.json + model.pt) "
-                              "and no step_* checkpoint folders")
+        raise CheckpointError(f"{c} holds no checkpoint: no {META_FILE} (or MyPT's config.json + model.pt, "
+                              "latest.pt, final.pt) and no step_* checkpoint folders")
     existing = [info.name for info in list_checkpoints(root)]
     where = " or ".join(str(c) for c in dict.fromkeys(candidates))
     if existing:
@@ -122,7 +125,9 @@ def _info(path: Path, name: str, run: str | None) -> CheckpointInfo:
         except (OSError, json.JSONDecodeError, AttributeError):
             step = None
     else:
-        f, kind, step = path / "model.pt", "myPT", None
+        f, kind, step = myPT_source(path) or path, "myPT", None
+        if f.is_dir():
+            f = f / "model.pt"
         try:
             step = json.loads((path / "training_state.json").read_text(encoding="utf-8")).get("step")
         except (OSError, json.JSONDecodeError, AttributeError):

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from ..atomic import fsync_path, replace_folder
+from ..errors import MyptError
 from ..layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
 from ..model import GPT, GPTConfig
-from ..errors import MyptError
 
 FORMAT = "mypt_checkpoint_v1"
 RESERVED_META = ("format", "model_config", "tokenizer", "step", "metrics", "created")
@@ -54,13 +54,23 @@ class Checkpoint:
     def step(self) -> int | None:
         return self.meta.get("step")
 
+    @property
+    def base_model(self) -> bool:
+        """Never fine-tuned on chat episodes: imported GPT-2 weights, or a MyPT checkpoint trained
+        without a loss mask (pretraining). Generation continues its prompts as plain text."""
+        return "imported_from" in self.meta or self.meta.get("sft") is False
+
 
 # -- saving -----------------------------------------------------------------------------------
 
+SAVE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state: dict, step: int,
                     metrics: dict | None = None, extra: dict | None = None,
-                    train_state: dict | None = None) -> Path:
-    """Write a checkpoint folder atomically; an existing folder of that name is replaced whole."""
+                    train_state: dict | None = None, dtype: str | None = None) -> Path:
+    """Write a checkpoint folder atomically; an existing folder of that name is replaced whole.
+    `dtype` ("fp32", "bf16", "fp16") is what the floating-point weights are stored as."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -78,13 +88,17 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
         "metrics": metrics or {},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
+        **({"weights_dtype": dtype} if dtype else {}),
     }
     meta_text = json.dumps(meta, indent=2)  # fails before anything is written if not JSON-able
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".mypt-tmp-{path.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        _save_weights(save_file, gpt.weights_for_saving(), tmp / WEIGHTS_FILE, path / WEIGHTS_FILE)
+        weights = gpt.weights_for_saving()
+        if dtype is not None:
+            weights = {k: v.to(SAVE_DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
+        _save_weights(save_file, weights, tmp / WEIGHTS_FILE, path / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(meta_text + "\n", encoding="utf-8")
         if train_state is not None:
             torch.save(train_state, tmp / TRAIN_STATE_FILE)

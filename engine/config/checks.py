@@ -10,7 +10,9 @@ import json
 import math
 from typing import Any, Iterable, Mapping
 
+from .. import jsonio
 from ..errors import MyptError
+from .curriculum import check_curriculum, curriculum_text
 from .schema import FIELDS, Field
 
 
@@ -69,6 +71,13 @@ def check_value(f: Field, value: Any) -> Any:
         if f.nullable:
             return None
         raise bad()
+    if f.kind == "curriculum":
+        try:
+            return check_curriculum(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    if f.kind == "choice" and isinstance(value, str):
+        value = dict(f.aliases).get(value.lower(), value)
     if f.kind == "bool":
         if not isinstance(value, bool):
             raise bad(type_hint=True)
@@ -116,6 +125,12 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
     if f.nullable and allow_unset and text.lower() in ("", "none", "null"):
         return None
     shown = Invalid(f"must be {f.allowed}, got {raw!r}")
+    if f.kind == "curriculum":
+        try:
+            value = jsonio.loads(text)
+        except ValueError as e:
+            raise Invalid(f"must be JSON text of {f.allowed}: {e}") from None
+        return check_value(f, value)
     if f.kind in ("str", "choice"):
         value: Any = raw if f.kind == "str" else text
     elif f.kind == "bool":
@@ -191,6 +206,8 @@ def format_value(name: str, value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if FIELDS.get(name) is not None and FIELDS[name].kind == "curriculum":
+        return curriculum_text(value)
     return str(value)
 
 

@@ -23,8 +23,6 @@ _MYPT_RENAMED = {"grad_accum_steps": "gradient_accumulation_steps"}
 _MYPT_UNSUPPORTED = {
     "eval_sets": "extra evaluation datasets are not supported",
     "eval_seed": "evaluation uses the same fixed batches every time, no seed",
-    "log_file": "mypt logs to <run>/events.jsonl",
-    "use_checkpoint": "activation checkpointing is not supported",
 }
 _AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
                "fp32": "fp32", "float32": "fp32"}
@@ -98,7 +96,7 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         at = _at(text, key, "toml", source)
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not (key in FIELDS and FIELDS[key].kind == "curriculum"):
             problems.append(f"{at}: [{key}] is a table, but mypt configs are flat: write the "
                             f"keys at top level (group headings are comments)")
         elif key not in FIELDS:
@@ -144,6 +142,8 @@ def _read_json(text: str, source: str) -> tuple[dict[str, Any], dict[str, str]]:
         if key in ("use_amp", "amp_dtype"):
             amp[key] = value
             continue
+        if key == "save_dtype" and value is None:
+            continue  # MyPT's "the model's dtype": fp32 weights here, the default
         target = _MYPT_RENAMED.get(key, key)
         if target != key and target in data:
             problems.append(f"{at(key)}: give {target} or MyPT's {key}, not both")

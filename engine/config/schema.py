@@ -9,20 +9,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..layout import DEVICES, MLP_TYPES, NORM_TYPES, POS_ENCODINGS, PRECISIONS
+from .curriculum import ALLOWED as CURRICULUM_ALLOWED
 
 # The Python type a TrainConfig holds for each kind ("steps" may be given as a fraction, but is
 # held as steps).
-_TYPES: dict[str, type] = {"int": int, "steps": int, "float": float, "bool": bool, "str": str, "choice": str}
+_TYPES: dict[str, type] = {"int": int, "steps": int, "float": float, "bool": bool, "str": str, "choice": str,
+                           "curriculum": dict}
 
 
 @dataclass(frozen=True)
 class Field:
     """What the Config screen, the flags and the loader know about one key.
 
-    kind: "int", "float", "bool", "choice", "str", or "steps" (an int, or a fraction < 1 of
-    max_iters). low/high bound numbers (open ends when low_open/high_open). nullable keys may
-    be unset (None); `unset` says what unset means. `guide` is the guide's one-line reason
-    for its phase 3a value, where the guide gives one.
+    kind: "int", "float", "bool", "choice", "str", "steps" (an int, or a fraction < 1 of
+    max_iters), or "curriculum" (phases of datasets, engine.config.curriculum). low/high bound
+    numbers (open ends when low_open/high_open). nullable keys may be unset (None); `unset` says
+    what unset means. `guide` is the guide's one-line reason for its phase 3a value, where the
+    guide gives one. `aliases` are other spellings of a choice (MyPT's "bfloat16" for "bf16").
     """
 
     name: str
@@ -39,6 +42,7 @@ class Field:
     nullable: bool = False
     unset: str = ""
     architecture: bool = False
+    aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def type(self) -> Any:
@@ -62,6 +66,8 @@ class Field:
             text = "a string"
         elif self.kind == "steps":
             text = "an integer >= 0 (steps) or a fraction in [0, 1) of max_iters"
+        elif self.kind == "curriculum":
+            text = CURRICULUM_ALLOWED
         else:
             noun = "an integer" if self.kind == "int" else "a number"
             text = noun + _range_text(self)
@@ -93,6 +99,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("training", "Training parameters"),
     ("loss_masking", "Loss masking (SFT-specific)"),
     ("episode_sampling", "Episode-indexed settings (reproducibility)"),
+    ("sft_pipeline", "SFT pipeline (MyPT's phases): memory, noise, freezing, curriculum"),
+    ("run_outputs", "Logs and saved checkpoints"),
 )
 GROUP_TITLES: dict[str, str] = dict(GROUPS)
 
@@ -195,6 +203,34 @@ _KEYS: tuple[Field, ...] = (
           default="truncate", choices=("drop", "truncate")),
     Field("pad_token_id", "int", "episode_sampling", "Token id that fills padding", low=0,
           nullable=True, unset="the tokenizer's <myPT_eot>"),
+
+    Field("use_checkpoint", "bool", "sft_pipeline",
+          "Activation checkpointing: keep each block's input only and recompute the block in backward "
+          "(less memory, about a third more compute)", default=False),
+    Field("neftune_alpha", "float", "sft_pipeline",
+          "NEFTune: uniform noise of alpha / sqrt(block_size x n_embd) on the token embeddings while "
+          "training (0 = off; the pipeline guide: 5 to 10)", default=0.0, low=0),
+    Field("freeze_layers", "int", "sft_pipeline",
+          "The first N transformer blocks get no updates and no optimizer state", default=0, low=0),
+    Field("freeze_embeddings", "bool", "sft_pipeline",
+          "The token (and position) embeddings get no updates and no optimizer state; with "
+          "tie_weights the output layer is that matrix too", default=False),
+    Field("segment_position_reset", "bool", "sft_pipeline",
+          "Packed rows: positions restart at 0 in each episode (false: absolute positions across the "
+          "row, MyPT's context extension)", default=True),
+    Field("curriculum", "curriculum", "sft_pipeline",
+          "Datasets switched at given steps within one run: phases of name, dataset_dir, until_iter",
+          nullable=True, unset="one dataset (--dataset) for the whole run"),
+
+    Field("log_file", "str", "run_outputs",
+          "Also write MyPT's JSONL training log here (relative to the current folder)", nullable=True,
+          unset="only <run>/events.jsonl"),
+    Field("terminal_log_file", "str", "run_outputs",
+          "Also write the console output (pre-flight, progress lines) here (relative to the current folder)",
+          nullable=True, unset="no console log file"),
+    Field("save_dtype", "choice", "run_outputs",
+          "Dtype of the weights in saved checkpoints (fp32 keeps a resume exact)", default="fp32",
+          choices=("fp32", "bf16", "fp16"), aliases=(("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16"))),
 )
 
 FIELDS: dict[str, Field] = {f.name: f for f in _KEYS}

@@ -15,12 +15,15 @@ from typing import Any, Mapping
 
 from ..layout import TEMP_PREFIX
 from .checks import ConfigError, parse_field
+from .curriculum import curriculum_toml
 from .files import load_config, load_config_text
 from .schema import FIELDS, GROUP_TITLES, GROUPS
 from .train_config import TrainConfig
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):  # the curriculum, the one key whose value is a table
+        return curriculum_toml(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -26,6 +26,7 @@ from .options import (
 )
 from .report import finish
 from .split import assign_splits, mark_duplicates
+from .weights import LossWeights
 from .work import Rendered, render_inputs
 from .write import write_splits
 
@@ -65,7 +66,8 @@ def _run(opts: PrepareOptions, inputs: list[tuple[str, Path]], tmp: Path, contro
         mark_duplicates(work, rendered.skips, opts.strict)
     _check_rendered(opts, rendered)
     targets, warnings = assign_splits(rendered.works, opts)
-    written = write_splits(rendered.works, targets, tmp / "dataset", control.check_stop)
+    written = write_splits(rendered.works, targets, tmp / "dataset", control.check_stop,
+                           LossWeights(tok) if opts.weighted_mask else None)
     report = finish(opts, tmp / "dataset", tok, described, rendered, targets, written, warnings)
     for work in rendered.works:
         shutil.rmtree(work.folder)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
 
-from ..errors import MyptError
 from ..episode import input_files
+from ..errors import MyptError
 from ..layout import KINDS, METADATA_FILE, TOKENIZATIONS
 
 DEFAULT_SEED = 1337
@@ -39,6 +39,10 @@ class PrepareOptions:
     strict: bool = False  # the first invalid episode fails the job
     overwrite: bool = False  # replace an existing prepared dataset at output
     workers: int | None = None  # processes rendering pass 1; None: auto (several for large JSONL inputs)
+    val_only: bool = False  # every episode goes to val/: an evaluation dataset (MyPT's --val_only)
+    weighted_mask: bool = False  # also write per-token loss weights (MyPT's --weighted_mask)
+    enable_packing: bool = False  # train this dataset packed (MyPT's --enable_packing): mypt packs at train time
+    pack_block_size: int | None = None  # the packed row length it is meant for (checked against block_size)
 
 
 @dataclass
@@ -115,6 +119,13 @@ def check_options(opts: PrepareOptions) -> None:
         raise PrepareError(f"--workers must be at least 1, got {opts.workers}")
     if opts.system_prompt is not None and not opts.system_prompt.strip():
         raise PrepareError("--system_prompt is empty")
+    if opts.val_only and opts.val_file is not None:
+        raise PrepareError("--val_only and --val_file contradict each other: --val_only puts every --input "
+                           "episode in val/; give one")
+    if opts.pack_block_size is not None and not opts.enable_packing:
+        raise PrepareError("--pack_block_size needs --enable_packing")
+    if opts.pack_block_size is not None and opts.pack_block_size < 2:
+        raise PrepareError(f"--pack_block_size must be at least 2, got {opts.pack_block_size}")
 
 
 def check_output(out: Path, overwrite: bool) -> None:

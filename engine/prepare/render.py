@@ -9,8 +9,8 @@ import hashlib
 import multiprocessing
 import os
 import signal
-import time
 import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass

@@ -57,6 +57,7 @@ def _metadata(opts: PrepareOptions, tok: Tokenizer, inputs: list[dict], written:
     """dataset_metadata.json, in the file's key order (MyPT's key names for the counts)."""
     train, val = written.train, written.val
     separate = opts.val_file is not None
+    mode = "val_only" if opts.val_only else "explicit_val_file" if separate else "val_split"
     return {
         "format": dsf.FORMAT,
         "schema": dsf.FORMAT,  # the key MyPT's loader reads
@@ -72,8 +73,12 @@ def _metadata(opts: PrepareOptions, tok: Tokenizer, inputs: list[dict], written:
         "num_val_mask_tokens": val.supervised,
         "train_mask_ratio": train.supervised / train.tokens if train.tokens else 0.0,
         "val_mask_ratio": val.supervised / val.tokens if val.tokens else 0.0,
-        "prepare_mode": "explicit_val_file" if separate else "val_split",
-        "val_split": 0.0 if separate else opts.val_split,
+        "prepare_mode": mode,
+        "val_only": opts.val_only,  # MyPT's key: an evaluation dataset, nothing to train on
+        "val_split": opts.val_split if mode == "val_split" else 0.0,
+        **({"weighted_mask": True, "num_train_mask_weight": round(train.weight_sum, 4),
+            "num_val_mask_weight": round(val.weight_sum, 4)} if opts.weighted_mask else {}),
+        **({"batching": "pack", "pack_block_size": opts.pack_block_size} if opts.enable_packing else {}),
         "seed": opts.seed,
         "inputs": inputs,
         "options": {
@@ -83,6 +88,10 @@ def _metadata(opts: PrepareOptions, tok: Tokenizer, inputs: list[dict], written:
             "no_system_prompt": opts.no_system_prompt,
             "strict": opts.strict,
             "val_file": str(Path(opts.val_file).resolve()) if separate else None,
+            "val_only": opts.val_only,
+            "weighted_mask": opts.weighted_mask,
+            "enable_packing": opts.enable_packing,
+            "pack_block_size": opts.pack_block_size,
         },
         "episodes_with_system": stats.with_system,
         "episodes_with_tool_calls": stats.with_tools,

@@ -49,6 +49,8 @@ def assign_splits(works: list[WorkSplit], opts: PrepareOptions) -> tuple[list[np
     With a val_file each input is one split; otherwise a seeded draw from the input."""
     if opts.val_file is not None:
         return [np.where(work.duplicate, DROPPED, code).astype(np.int8) for code, work in zip((TRAIN, VAL), works)], []
+    if opts.val_only:
+        return [np.where(works[0].duplicate, DROPPED, VAL).astype(np.int8)], []
     duplicate = works[0].duplicate
     keep = np.flatnonzero(~duplicate)
     n = len(keep)

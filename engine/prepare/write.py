@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import dataset as dsf
 from .split import TRAIN, VAL
+from .weights import LossWeights
 from .work import WorkSplit
 
 _COPY_TOKENS = 1 << 20  # pass 2 copies about this many tokens at a time
@@ -30,23 +31,25 @@ class Written:
 
 
 def write_splits(works: list[WorkSplit], targets: list[np.ndarray], dataset: Path,
-                 check_stop: Callable[[], None]) -> Written:
-    """train/ and val/ under `dataset`; a val split with no episodes gets no folder."""
-    writers = (dsf.SplitWriter(dataset / "train"), dsf.SplitWriter(dataset / "val"))
+                 check_stop: Callable[[], None], weights: LossWeights | None = None) -> Written:
+    """train/ and val/ under `dataset`; a split with no episodes gets no folder. With `weights`,
+    each split also gets the tokens' loss weights."""
+    writers = tuple(dsf.SplitWriter(dataset / name, weighted=weights is not None) for name in ("train", "val"))
     content: dict[int, list[np.ndarray]] = {TRAIN: [], VAL: []}
     for work, target in zip(works, targets):
-        _copy_work(work, target, writers, check_stop)
+        _copy_work(work, target, writers, check_stop, weights)
         for code in (TRAIN, VAL):
             content[code].append(work.column("content")[target == code])
     for writer in writers:
         writer.close()
-    if writers[VAL].episodes == 0:
-        shutil.rmtree(dataset / "val")
+    for name, writer in zip(("train", "val"), writers):
+        if writer.episodes == 0:
+            shutil.rmtree(dataset / name)
     return Written(*writers, np.concatenate(content[TRAIN]), np.concatenate(content[VAL]))
 
 
 def _copy_work(work: WorkSplit, target: np.ndarray, writers: tuple[dsf.SplitWriter, dsf.SplitWriter],
-               check_stop: Callable[[], None]) -> None:
+               check_stop: Callable[[], None], weights: LossWeights | None) -> None:
     supervised = work.column("supervised")
     with open(work.folder / dsf.INDEX_FILE, "rb") as xf, open(work.folder / dsf.TOKENS_FILE, "rb") as tf, \
             open(work.folder / dsf.MASK_FILE, "rb") as mf, open(work.folder / dsf.EPISODES_FILE, "rb") as lines:
@@ -55,7 +58,8 @@ def _copy_work(work: WorkSplit, target: np.ndarray, writers: tuple[dsf.SplitWrit
             ids = np.fromfile(tf, dtype=dsf.TOKEN_DTYPE, count=count)
             mask = np.fromfile(mf, dtype=dsf.MASK_DTYPE, count=count)
             tails = [dsf.split_tail(next(lines)) for _ in range(hi - lo)]
-            _deal(ids, mask, lengths, target[lo:hi], supervised[lo:hi], tails, writers)
+            w = weights.of(ids, mask) if weights is not None else None
+            _deal(ids, mask, lengths, target[lo:hi], supervised[lo:hi], tails, writers, w)
             check_stop()
 
 
@@ -76,7 +80,7 @@ def _blocks(index_file: BinaryIO, n: int) -> Iterator[tuple[int, int, np.ndarray
 
 
 def _deal(ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, target: np.ndarray, supervised: np.ndarray,
-          tails: list[bytes], writers: tuple[dsf.SplitWriter, dsf.SplitWriter]) -> None:
+          tails: list[bytes], writers: tuple[dsf.SplitWriter, dsf.SplitWriter], weights: np.ndarray | None) -> None:
     """Hand a block's episodes to the split each is assigned to (none for a dropped one)."""
     per_token = np.repeat(target, lengths)
     for code, writer in zip((TRAIN, VAL), writers):
@@ -84,4 +88,4 @@ def _deal(ids: np.ndarray, mask: np.ndarray, lengths: np.ndarray, target: np.nda
         if sel.any():
             tok_sel = per_token == code
             writer.add_block(ids[tok_sel], mask[tok_sel], lengths[sel], int(supervised[sel].sum()),
-                             [tl for tl, s in zip(tails, sel) if s])
+                             [tl for tl, s in zip(tails, sel) if s], None if weights is None else weights[tok_sel])

@@ -41,7 +41,8 @@ class EvalSet:
         loss_sum, correct, n = 0.0, 0, 0
         for rows in self.rows:
             b = collate(rows, self.split, block_size=self.cfg.block_size, batching=self.cfg.batching,
-                        pad_id=self.pad_id, use_loss_mask=self.cfg.use_loss_mask).to(device)
+                        pad_id=self.pad_id, use_loss_mask=self.cfg.use_loss_mask,
+                        reset_positions=self.cfg.segment_position_reset).to(device)
             with autocast(device, dtype):
                 h = model.hidden(b.x, segment_ids=b.segment_ids, position_ids=b.position_ids)
                 logits = model.head(h[b.mask]).float()

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig, apply_overrides, load_config, resolve_config_path
-from ..runs import CONFIG_FILE, read_run_file
 from ..errors import MyptError
+from ..runs import CONFIG_FILE, read_run_file
 
 SCRATCH = "scratch"
 
@@ -32,6 +32,7 @@ class TrainRequest:
     dataset: str | None = None
     config: str | None = None
     model: str | None = None  # a checkpoint to continue from
+    init_from_model: str | None = None  # MyPT's spelling: a checkpoint's weights only, no optimizer state
     init: str | None = None  # "scratch" (the default without `model`)
     resume: bool = False
     overwrite: bool = False
@@ -49,6 +50,7 @@ class TrainJob:
     dataset: Path
     output: Path
     init: str | None = None  # a checkpoint (name or path) to continue from; None = from scratch
+    weights_only: bool = False  # take init's weights only (a MyPT run's AdamW state is not carried over)
     resume: bool = False
     overwrite: bool = False
     tokenization: str | None = None  # when given, must match the dataset's
@@ -83,7 +85,11 @@ def build_job(req: TrainRequest) -> TrainJob:
     output = run_dir_of(req)
     if req.init not in (None, SCRATCH):
         raise TrainError(f"--init takes '{SCRATCH}'; to continue from {req.init!r} use --model {req.init}")
-    if req.init == SCRATCH and req.model:
+    if req.model and req.init_from_model:
+        raise TrainError("--model and --init_from_model both name a checkpoint: give one (--init_from_model "
+                         "takes the weights only, --model also a MyPT run's optimizer state)")
+    model = req.model or req.init_from_model
+    if req.init == SCRATCH and model:
         raise TrainError(f"--init {SCRATCH} and --model contradict each other: choose one")
     if req.resume and req.overwrite:
         raise TrainError("--resume and --overwrite contradict each other: choose one")
@@ -94,11 +100,22 @@ def build_job(req: TrainRequest) -> TrainJob:
         dataset = dataset or saved.get("dataset")
     else:
         config_path = resolve_config_path(req.config) if req.config else None
-    if not dataset:
-        raise TrainError("--dataset is required (a folder written by `mypt prepare`)")
     cfg = load_config(config_path) if config_path else TrainConfig()
     if req.overrides:
         cfg = apply_overrides(cfg, req.overrides)
-    return TrainJob(config=cfg, dataset=Path(dataset), output=output, init=req.model, resume=req.resume,
+    dataset = dataset_of(cfg, dataset)
+    return TrainJob(config=cfg, dataset=Path(dataset), output=output, init=model,
+                    weights_only=req.init_from_model is not None, resume=req.resume,
                     overwrite=req.overwrite, tokenization=req.tokenization,
                     checkpoints_root=Path(req.checkpoints), command=list(req.command))
+
+
+def dataset_of(cfg: TrainConfig, dataset: str | None) -> str:
+    """The dataset a run starts on: --dataset, or a curriculum's first phase (the two must agree)."""
+    first = cfg.curriculum["phases"][0]["dataset_dir"] if cfg.curriculum else None
+    if first is not None and dataset and Path(dataset).resolve() != Path(first).resolve():
+        raise TrainError(f"--dataset {dataset} is not the curriculum's first phase dataset_dir {first} "
+                         f"({cfg.origins.get('curriculum', 'the config')}): drop --dataset, or make them agree")
+    if not (dataset or first):
+        raise TrainError("--dataset is required (a folder written by `mypt prepare`)")
+    return dataset or first

@@ -81,14 +81,20 @@ def step(run: Run, out: RunOutputs, started: float) -> float:
     cfg, progress = run.cfg, run.progress
     t0 = time.time()
     progress.step += 1
+    phase = run.enter_phase(progress.step)  # a curriculum phase begins: its dataset from this step on
+    if phase is not None:
+        out.phase_started(progress.step - 1, phase)
     lr = lr_at(progress.step, cfg)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     drawn = [run.sampler.next_batch() for _ in range(cfg.gradient_accumulation_steps)]
     batches = [collate(d.rows, run.data.train, block_size=cfg.block_size, batching=cfg.batching,
-                       pad_id=run.data.pad_id, use_loss_mask=cfg.use_loss_mask) for d in drawn]
+                       pad_id=run.data.pad_id, use_loss_mask=cfg.use_loss_mask,
+                       reset_positions=cfg.segment_position_reset) for d in drawn]
     sup_total = distributed.all_sum(run.dist, sum(b.supervised for b in batches), run.device)
-    loss = forward_backward(run, batches, sup_total)
+    norm = sup_total if batches[0].weight is None else (  # weighted masks: the step's mean is over the weights
+        distributed.all_sum(run.dist, sum(b.weight_sum for b in batches), run.device))
+    loss = forward_backward(run, batches, norm)
     if not math.isfinite(loss):
         run.optimizer.zero_grad(set_to_none=True)
         return loss
@@ -134,7 +140,8 @@ def audit_records(run: Run, drawn: list[SampledBatch], batches: list[Batch]) -> 
     """This rank's micro-batches as the audit records them: where in the epoch, which episodes."""
     ids, hashes = run.data.train.ids, run.data.train.hashes
     return [{"epoch": d.epoch, "position": d.position, "episodes": [ids[i] for i in d.episodes],
-             "hashes": [hashes[i] for i in d.episodes], "tokens": b.tokens, "supervised": b.supervised}
+             "hashes": [hashes[i] for i in d.episodes], "tokens": b.tokens, "supervised": b.supervised,
+             **({"weighted": round(b.weight_sum, 4)} if b.weight is not None else {})}
             for d, b in zip(drawn, batches)]
 
 

@@ -26,15 +26,18 @@ from ..events import (
     EpochStart,
     Event,
     JsonlSink,
+    PhaseStart,
     RunError,
     RunStart,
     RunWarning,
     Sink,
 )
-from ..sizing import model_report
 from ..layout import AUDIT_FILE, BEST_DIR, CONFIG_FILE, EVENTS_FILE, RUN_FILE
 from ..runs import step_dir
 from ..sampler import SampledBatch
+from ..sizing import model_report
+from .curriculum import Phase
+from .logs import MyptLogSink
 from .setup import Run
 
 
@@ -76,6 +79,8 @@ class RunOutputs:
         """Rank 0's files: a fresh run records its config, origin and eligible set; a resumed one says so."""
         run, job, step = self.run, self.run.job, self.run.progress.step
         self.sinks = [JsonlSink(self.dir / EVENTS_FILE), *self.sinks]
+        if run.cfg.log_file:  # MyPT's JSONL training log, beside our events
+            self.sinks.append(MyptLogSink(run.cfg.log_file, run.cfg))
         self.audit = AuditWriter(self.dir / AUDIT_FILE, resume_step=step if job.resume else None)
         if job.resume:
             self.audit.write("resume", step)
@@ -98,12 +103,16 @@ class RunOutputs:
         else:
             note = "Loss masking is off: training on every token, prompts included"
         model = run.model
+        memory = model_report(model.config, cfg.batch_size, run.dtype or torch.float32,
+                              checkpointing=cfg.use_checkpoint)
         self.emit(RunStart(step=step, run_dir=str(self.dir), max_iters=cfg.max_iters, config=cfg.to_dict(),
-                           model={**model.config.to_dict(), "params": model.num_params(),
-                                  "memory": model_report(model.config, cfg.batch_size, run.dtype or torch.float32)},
-                           preflight=run.report, notes=[note], resumed=run.job.resume, init=run.init))
+                           model={**model.config.to_dict(), "params": model.num_params(), "memory": memory},
+                           preflight=run.report, notes=[note, *run.notes], resumed=run.job.resume, init=run.init,
+                           name=cfg.name, description=cfg.description))
         if not cfg.use_loss_mask:
             self.emit(RunWarning(step=step, message=note, code="no_loss_mask"))
+        for message in run.warnings:
+            self.emit(RunWarning(step=step, message=message, code="config"))
 
     def _close(self) -> None:
         if self.audit is not None:
@@ -133,6 +142,19 @@ class RunOutputs:
         self.emit(EpochStart(step=step, epoch=epoch, episodes=len(self.run.elig.eligible),
                              seed=cfg.epoch_seed if cfg.epoch_shuffle else None))
 
+    def phase_started(self, step: int, phase: Phase) -> None:
+        """A curriculum phase takes over after `step`: audit its eligible set, announce it, start its epoch 0."""
+        cfg, ids = self.run.cfg, phase.data.train.ids
+        if self.audit is not None:
+            self.audit.write("phase", step + 1, phase=phase.index + 1, name=phase.name, dataset=str(phase.data.path),
+                             eligible=len(phase.elig.eligible),
+                             eligible_sha256=ids_digest(ids[i] for i in phase.elig.eligible),
+                             epoch_seed=cfg.epoch_seed, shuffle=cfg.epoch_shuffle, drop_last=cfg.epoch_drop_last)
+        self.emit(PhaseStart(step=step, phase=phase.index + 1, name=phase.name, dataset=str(phase.data.path),
+                             eligible=len(phase.elig.eligible), until=phase.until, description=phase.description))
+        if cfg.batch_sampling_mode == "epoch":
+            self.epoch_started(step, 0)
+
     def epoch_closed(self, step: int, d: SampledBatch) -> None:
         """An epoch ended with this micro-batch: audit what it dropped, and start the next epoch if any."""
         if self.audit is not None:
@@ -155,8 +177,10 @@ class RunOutputs:
         save_checkpoint(path, run.model, tokenizer_state=run.data.tok.state(), step=step, metrics=metrics,
                         extra={"run": self.dir.name, "config": run.cfg.to_dict(), "dataset": str(run.job.dataset),
                                "init": run.init, "epoch": run.sampler.state.epoch,
-                               "audit": anchor.to_dict() if anchor else None},
-                        train_state=None if kind == "best" else self._train_state())
+                               "audit": anchor.to_dict() if anchor else None,
+                               **({"phase": run.phase + 1} if run.phases else {})},
+                        train_state=None if kind == "best" else self._train_state(),
+                        dtype=None if run.cfg.save_dtype == "fp32" else run.cfg.save_dtype)
         self.emit(CheckpointSaved(step=step, path=str(path), kind=kind, val_loss=metrics.get("val_loss"),
                                   audit_records=anchor.records if anchor else None,
                                   audit_hash=anchor.hash if anchor else None))
@@ -168,7 +192,7 @@ class RunOutputs:
         return {
             "optimizer": run.optimizer.state_dict(), "sampler": run.sampler.state.to_dict(),
             "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
-            "best_val_loss": run.progress.best_val, "eligible": run.elig.fingerprint(),
+            "best_val_loss": run.progress.best_val, "eligible": run.elig.fingerprint(), "phase": run.phase,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
 

@@ -7,102 +7,46 @@ old run as it was, even under --overwrite. Under torchrun every rank sets up the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .. import distributed
 from ..batching import Batch
-from ..checkpoint import CheckpointError, check_tokenizer, load_model, load_train_state
+from ..checkpoint import CheckpointError, carry_optimizer, check_tokenizer, load_model, load_train_state
 from ..config import ConfigError, TrainConfig, adopt_architecture
-from ..dataset import DatasetError, EpisodeSplit, open_dataset
+from ..dataset import DatasetError
 from ..device import DeviceError, memory_available, pick_dtype
 from ..model import GPT, GPTConfig
-from ..sizing import format_bytes, model_report
 from ..runs import latest_checkpoint
-from ..sampler import Eligibility, EpisodeSampler, SamplerState, eligible_episodes, pack_rows
+from ..sampler import Eligibility, EpisodeSampler, SamplerState
+from ..sizing import format_bytes, model_report
 from ..tokenizer import Tokenizer
+from .curriculum import Phase, open_phases, phase_of_step, unreached
+from .data import Data, census, eligible, open_data, preflight
 from .evalset import EvalSet, EvalSets
 from .folder import RunFolder, check_run_dir
 from .job import TrainError, TrainJob, TrainResult
+from .logs import check_log_files
+from .tuning import tune_model
 
-# -- data ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Data:
-    """The dataset as the run reads it: its tokenizer, its splits, and the id that fills padding."""
-
-    tok: Tokenizer
-    train: EpisodeSplit
-    val: EpisodeSplit | None
-    pad_id: int
+__all__ = ["Data", "Run", "Start", "SupervisedLoss", "census", "setup_run"]
 
 
-def census(split: EpisodeSplit, cfg: TrainConfig) -> Eligibility:
-    """Eligibility of a split's episodes under the config's min-tokens and over-long policy."""
-    limit = cfg.block_size + 1
-
-    def head_supervised(i: int) -> int:
-        _, mask = split.episode(i)
-        return int(np.count_nonzero(mask[1:limit]))
-
-    return eligible_episodes(split.lengths, split.supervised if cfg.use_loss_mask else split.lengths - 1,
-                             head_supervised, block_size=cfg.block_size, min_tokens=cfg.episode_min_tokens,
-                             overlong=cfg.overlong)
-
-
-def preflight(split: EpisodeSplit, elig: Eligibility, cfg: TrainConfig, world: int) -> dict:
-    """What the run will do, before step 0: counts, supervised tokens, and epochs of max_iters."""
-    idx = elig.eligible
-    sup = int(split.supervised[idx].sum()) if cfg.use_loss_mask else int((split.lengths[idx] - 1).sum())
-    tokens = int(split.lengths[idx].sum())
-    if len(idx) and cfg.batching == "pack":
-        rows, _ = pack_rows(idx, 0, split.lengths, cfg.block_size, len(idx))
-        per_row = len(idx) / len(rows)
-    else:
-        per_row = 1.0
-    per_step = per_row * cfg.batch_size * cfg.gradient_accumulation_steps * world
-    steps_per_epoch = len(idx) / per_step if per_step else float("inf")
-    return {
-        "episodes": elig.total, "eligible": len(idx), "skipped_short": elig.too_short,
-        "overlong": elig.overlong, "overlong_dropped": elig.overlong_dropped,
-        "overlong_truncated": elig.overlong_truncated, "no_supervised": elig.no_supervised,
-        "tokens": tokens, "supervised_tokens": sup, "episodes_per_step": round(per_step, 2),
-        "steps_per_epoch": round(steps_per_epoch, 2),
-        "epochs": round(cfg.max_iters / steps_per_epoch, 2) if steps_per_epoch else 0.0,
-    }
-
-
-def open_data(job: TrainJob) -> Data:
-    """Open the job's dataset; refuse one that does not fit the job."""
-    try:
-        ds = open_dataset(job.dataset)
-    except (FileNotFoundError, ValueError) as e:
-        raise TrainError(str(e)) from None
-    tok = ds.tokenizer()
-    if job.tokenization and job.tokenization != tok.kind:
-        raise TrainError(f"--tokenization {job.tokenization} but the dataset {job.dataset} was prepared "
-                         f"with {tok.kind}; prepare it again or drop the flag")
-    train = ds.split("train")
-    if train is None:
-        raise TrainError(f"{job.dataset} has no training episodes")
-    cfg = job.config
-    pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else tok.pad_id
-    return Data(tok, train, ds.split("val"), pad_id)
-
-
-def eligible(data: Data, job: TrainJob, cfg: TrainConfig) -> Eligibility:
-    """The train episodes under the config the run trains with (its block_size may be the checkpoint's)."""
-    elig = census(data.train, cfg)
-    if len(elig.eligible) == 0:
-        raise TrainError(f"no episode of {job.dataset} has a supervised token to train on "
-                         f"({elig.total} episodes: {elig.too_short} shorter than episode_min_tokens, "
-                         f"{elig.overlong_dropped} over-long dropped, {elig.no_supervised} with nothing supervised)")
-    return elig
+def batching_for(cfg: TrainConfig, data: Data) -> tuple[TrainConfig, list[str]]:
+    """A packed dataset (MyPT's packed rows, or prepare --enable_packing) trains packed unless the
+    config chooses `batching` itself."""
+    notes = []
+    if data.packs and "batching" not in cfg.explicit and cfg.batching != "pack":
+        cfg = dataclasses.replace(cfg, batching="pack", _origins={**cfg.origins, "batching": str(data.path)})
+        notes.append(f'batching = "pack": {data.path} is a packed dataset (set batching to choose otherwise)')
+    if data.pack_block_size and cfg.batching == "pack" and data.pack_block_size != cfg.block_size:
+        notes.append(f"{data.path} was prepared for packed rows of {data.pack_block_size} tokens; this run packs "
+                     f"rows of block_size {cfg.block_size}")
+    return cfg, notes
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -116,7 +60,8 @@ class SupervisedLoss(torch.nn.Module):
         self.model = model
 
     def forward(self, b: Batch) -> torch.Tensor:
-        return self.model.supervised_loss(b.x, b.y, b.mask, segment_ids=b.segment_ids, position_ids=b.position_ids)
+        return self.model.supervised_loss(b.x, b.y, b.mask, segment_ids=b.segment_ids, position_ids=b.position_ids,
+                                          weight=b.weight)
 
 
 @dataclass
@@ -129,6 +74,7 @@ class Start:
     init: str  # "scratch" or the checkpoint's path
     train_state: dict | None = None
     step: int = 0
+    meta: dict = field(default_factory=dict)  # the checkpoint's metadata (a MyPT one: its optimizer)
 
 
 def build_model(job: TrainJob, tok: Tokenizer, device: torch.device) -> Start:
@@ -159,13 +105,15 @@ def _continue(job: TrainJob, tok: Tokenizer) -> Start:
         raise TrainError(str(e)) from None
     check_tokenizer(ckpt, tok.state())
     model.set_dropout(cfg.dropout)  # dropout is a training choice (the guide raises it for SFT)
-    return Start(model, cfg, str(ckpt.path))
+    return Start(model, cfg, str(ckpt.path), meta=ckpt.meta)
 
 
 def _scratch(cfg: TrainConfig, tok: Tokenizer, device: torch.device) -> Start:
     vocab = tok.model_vocab_size
     if cfg.vocab_size is not None and cfg.vocab_size < vocab:
-        raise TrainError(f"vocab_size {cfg.vocab_size} is smaller than the tokenizer's {vocab} rows")
+        where = cfg.origins.get("vocab_size")
+        raise TrainError(f"vocab_size = {cfg.vocab_size}" + (f" ({where})" if where else "")
+                         + f" is smaller than the tokenizer's {vocab} rows ({tok.kind}): leave it unset or raise it")
     arch = GPTConfig(**{**cfg.architecture(), "vocab_size": cfg.vocab_size or vocab}, dropout=cfg.dropout)
     check_memory(arch, cfg, device, weights_loaded=False)
     torch.manual_seed(cfg.seed)
@@ -176,7 +124,7 @@ def check_memory(arch: GPTConfig, cfg: TrainConfig, device: torch.device, weight
     """Refuse a run that cannot fit before anything is allocated or written: the estimate of
     weights, gradients, AdamW state, activations and logits against what the device has free."""
     free = memory_available(device)
-    report = model_report(arch, cfg.batch_size)
+    report = model_report(arch, cfg.batch_size, checkpointing=cfg.use_checkpoint)
     need = report["total_bytes"] - (report["weights_bytes"] if weights_loaded and device.type == "cpu" else 0)
     if free is not None and need > free:
         raise TrainError(
@@ -215,7 +163,8 @@ class Progress:
 
 @dataclass
 class Run:
-    """Everything a run trains with, set up; only `progress` changes once training starts."""
+    """Everything a run trains with, set up. `progress` changes as it trains; a curriculum switch
+    (`enter_phase`) changes the data, the sampler and the evaluation sets."""
 
     job: TrainJob
     cfg: TrainConfig
@@ -234,6 +183,10 @@ class Run:
     evals: EvalSets
     progress: Progress
     folder: RunFolder  # the run folder: committed once the run starts, taken back if it cannot
+    phases: list[Phase] = field(default_factory=list)  # the curriculum, [] without one
+    phase: int = 0  # the phase that trains now
+    notes: list[str] = field(default_factory=list)  # what setup chose, for the pre-flight report
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def out(self) -> Path:
@@ -246,33 +199,57 @@ class Run:
     def result(self, reason: str, step: int) -> TrainResult:
         return TrainResult(reason, step, self.out, self.progress.last_checkpoint, self.progress.best_val)
 
+    def enter_phase(self, step: int) -> Phase | None:
+        """Before optimizer step `step`: at a curriculum switch, take on the new phase's data, a
+        sampler at its epoch 0 and its evaluation sets, and return the phase; else None."""
+        if not self.phases or phase_of_step(self.phases, step) == self.phase:
+            return None
+        ph = self.phases[phase_of_step(self.phases, step)]
+        self.phase, self.data, self.elig = ph.index, ph.data, ph.elig
+        self.sampler = _sampler(ph.data, ph.elig, self.cfg, self.dist, SamplerState())
+        self.evals = _eval_sets(ph.data, ph.elig, self.cfg)
+        return ph
+
 
 def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Run:
     """Data, model, optimizer and restored state. The run folder is made (an old run moved aside)
     only once the job passed every check that does not need it; if anything after that fails,
     the folder is taken back (RunOutputs commits it once the run has started)."""
-    data = open_data(job)
+    data = open_data(job.dataset, job.config, job.tokenization)
     on_all_ranks(dist, device, lambda: check_run_dir(job), main_only=False)
     start = build_model(job, data.tok, device)
-    cfg, model = start.cfg, start.model
+    model = start.model
+    cfg, notes = batching_for(start.cfg, data)
     if start.init != "scratch":
         check_memory(model.config, cfg, device, weights_loaded=True)
-    elig = eligible(data, job, cfg)
+    phases = open_phases(cfg, data, eligible(data, cfg)) if cfg.curriculum else []
+    phase = int((start.train_state or {}).get("phase", 0))
+    data, elig = (phases[phase].data, phases[phase].elig) if phases else (data, eligible(data, cfg))
     report = preflight(data.train, elig, cfg, dist.world)
+    if phases:
+        report.update(phase=phase + 1, curriculum=[p.summary() for p in phases])
     if cfg.block_size > model.config.block_size:
         raise TrainError(f"block_size {cfg.block_size} exceeds the model's context {model.config.block_size}")
     try:
         dtype = pick_dtype(cfg.precision, device)
     except DeviceError as e:
         raise TrainError(str(e)) from None
-    check_vocabulary(data, model)
+    for d in [p.data for p in phases] or [data]:
+        check_vocabulary(d, model)
+    tuned, warnings = tune_model(model, cfg)
+    warnings += [f"curriculum phase {p.index + 1} ({p.name!r}) begins after step {p.start}, but max_iters is "
+                 f"{cfg.max_iters}: it will not train" for p in unreached(phases, cfg.max_iters)]
+    if dist.main:
+        check_log_files(cfg)
     folder = RunFolder(job)
     on_all_ranks(dist, device, folder.make, main_only=True)
     try:
-        return _assemble(job, cfg, dist, device, dtype, data, elig, report, start, folder)
+        run = _assemble(job, cfg, dist, device, dtype, data, elig, report, start, folder)
     except BaseException:
         folder.undo()
         raise
+    run.phases, run.phase, run.notes, run.warnings = phases, phase, notes + tuned + run.notes, warnings
+    return run
 
 
 def _assemble(job: TrainJob, cfg: TrainConfig, dist: distributed.Dist, device: torch.device,
@@ -285,11 +262,19 @@ def _assemble(job: TrainJob, cfg: TrainConfig, dist: distributed.Dist, device: t
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
     progress = Progress(start.step, last_checkpoint=latest_checkpoint(job.output) if job.resume else None)
     sampler_state = SamplerState()
+    notes = []
     if start.train_state is not None:
         sampler_state = _restore(start.train_state, elig, optimizer, scaler, progress, device)
-    return Run(job, cfg, dist, device, dtype, data, elig, report, model, _wrap(model, cfg, dist, device),
-               start.init, optimizer, scaler, _sampler(data, elig, cfg, dist, sampler_state),
-               _eval_sets(data, elig, cfg), progress, folder)
+    elif start.meta and job.weights_only:
+        notes.append("optimizer: fresh AdamW (--init_from_model takes the weights only)")
+    elif start.meta:
+        carried = carry_optimizer(start.meta, model, optimizer)
+        notes += [carried] if carried else []
+    run = Run(job, cfg, dist, device, dtype, data, elig, report, model, _wrap(model, cfg, dist, device),
+              start.init, optimizer, scaler, _sampler(data, elig, cfg, dist, sampler_state),
+              _eval_sets(data, elig, cfg), progress, folder)
+    run.notes = notes
+    return run
 
 
 def check_vocabulary(data: Data, model: GPT) -> None:
@@ -314,7 +299,11 @@ def _restore(state: dict, elig: Eligibility, optimizer: torch.optim.Optimizer, s
     if state.get("eligible") != elig.fingerprint():
         raise TrainError("--resume: the dataset or the episode policy changed since this run started "
                          "(the eligible episodes differ); resume with the same dataset and config")
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as e:
+        raise TrainError(f"--resume: the saved optimizer state does not fit the trainable parameters ({e}); "
+                         "freeze_layers and freeze_embeddings must stay as the run started") from None
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     progress.best_val = state.get("best_val_loss")

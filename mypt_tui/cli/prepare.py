@@ -37,6 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag(p, "--overwrite", action="store_true", help="replace an existing prepared dataset at --output")
     flag(p, "--workers", type=int, default=None,
          help="processes that render episodes (default: several for inputs of 20,000+ lines)")
+    flag(p, "--val_only", action="store_true",
+         help="put every --input episode in val/: an evaluation-only dataset (MyPT's --val_only)")
+    flag(p, "--weighted_mask", action="store_true",
+         help="also write per-token loss weights (mask_weighted.bin): stop, tool-call, think and cite tags "
+              "weigh 1.5-2x (MyPT's --weighted_mask)")
+    flag(p, "--enable_packing", action="store_true",
+         help="train this dataset packed (MyPT's flag): mypt keeps episodes whole on disk and packs them "
+              "when it trains (batching = \"pack\" unless the config says otherwise)")
+    flag(p, "--pack_block_size", type=int, default=None,
+         help="with --enable_packing: the packed row length it is meant for (a run with another "
+              "block_size says so)")
     flag(p, "--verbose", "-v", action="store_true",
          help="also print per-file counts and the first episode rendered with its loss mask")
     p.set_defaults(handler=run)
@@ -45,14 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.prepare import DEFAULT_SEED, DEFAULT_VAL_SPLIT, PrepareError, PrepareOptions, prepare
 
-    if args.val_file is not None and args.val_split is not None:
-        print("warning: --val_split is ignored with --val_file", file=sys.stderr)
+    if args.val_split is not None and (args.val_file is not None or args.val_only):
+        print(f"warning: --val_split is ignored with {'--val_file' if args.val_file else '--val_only'}",
+              file=sys.stderr)
     opts = PrepareOptions(
         input=args.input, output=args.output, kind=args.kind, tokenization=args.tokenization,
         val_split=DEFAULT_VAL_SPLIT if args.val_split is None else args.val_split,
         val_file=args.val_file, seed=DEFAULT_SEED if args.seed is None else args.seed,
         system_prompt=args.system_prompt, no_system_prompt=args.no_system_prompt,
-        strict=args.strict, overwrite=args.overwrite, workers=args.workers)
+        strict=args.strict, overwrite=args.overwrite, workers=args.workers, val_only=args.val_only,
+        weighted_mask=args.weighted_mask, enable_packing=args.enable_packing, pack_block_size=args.pack_block_size)
     progress = _Progress()
     previous = _sigterm_as_interrupt()
     try:
@@ -98,8 +111,16 @@ def print_summary(report, output: str) -> None:
         print(f"  Episodes with tool calls: {meta['episodes_with_tool_calls']} ({tools})")
     if meta["prepare_mode"] == "val_split":
         print(f"  Split: random, seed {meta['seed']}, val_split {meta['val_split']:g}")
+    elif meta["prepare_mode"] == "val_only":
+        print("  Split: val only (an evaluation dataset: every episode is in val/)")
     else:
         print(f"  Split: val from {meta['options']['val_file']}")
+    if meta.get("weighted_mask"):
+        print(f"  Loss weights: mask_weighted.bin (weighted supervised: train {meta['num_train_mask_weight']:,}, "
+              f"val {meta['num_val_mask_weight']:,})")
+    if meta.get("batching") == "pack":
+        rows = f" of {meta['pack_block_size']} tokens" if meta.get("pack_block_size") else ""
+        print(f"  Packing: trains packed (rows{rows}, made when training; episodes stay whole on disk)")
     print(f"  Train/val overlap: {report.overlap} val episodes with the same content as a train episode")
     rate = report.episodes / report.seconds if report.seconds else 0.0
     print(f"  Time: {report.seconds:.1f} s ({rate:,.0f} episodes/s)")
@@ -123,7 +144,7 @@ def print_verbose(report) -> None:
         print(f"  [{fc.input}] {fc.file}: {fc.episodes} episodes, {fc.skipped} skipped")
     ds = open_dataset(report.output)
     print()
-    show_episode(ds, ds.split("train"), 0)
+    show_episode(ds, ds.split("train") or ds.split("val"), 0)
 
 
 class _Progress:

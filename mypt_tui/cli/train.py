@@ -38,7 +38,7 @@ def train_headless(request: TrainRequest) -> int:
     from engine.errors import user_message
     from engine.train.job import TrainError, build_job
     from engine.train.loop import run_training
-    from mypt_tui.present.console import ConsoleSink
+    from mypt_tui.present.console import ConsoleSink, console_log_sinks
 
     try:
         job = build_job(request)
@@ -59,7 +59,7 @@ def train_headless(request: TrainRequest) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        result = run_training(job, [console], should_stop=lambda: stop["requested"])
+        result = run_training(job, [console, *console_log_sinks(job.config)], should_stop=lambda: stop["requested"])
     except TrainError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

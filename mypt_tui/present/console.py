@@ -5,8 +5,19 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from engine.events import (CheckpointSaved, Done, EpochEnd, EpochStart, Eval, Event, RunError, RunStart,
-                           RunWarning, Step)
+from engine.events import (
+    CheckpointSaved,
+    Done,
+    EpochEnd,
+    EpochStart,
+    Eval,
+    Event,
+    PhaseStart,
+    RunError,
+    RunStart,
+    RunWarning,
+    Step,
+)
 from engine.runs import RunStatus
 from mypt_tui.present.numbers import fmt_duration, loss
 
@@ -26,6 +37,8 @@ def preflight_lines(ev: RunStart) -> list[str]:
     p = ev.preflight
     lines = [
         f"{'Resuming' if ev.resumed else 'Starting'} run {ev.run_dir} at step {ev.step} (weights: {ev.init})",
+        *([f"  config: {ev.name}"] if ev.name else []),
+        *([f"  {ev.description}"] if ev.description else []),
         f"  {ev.model.get('n_layer')} layers, {ev.model.get('n_embd')} wide, {ev.model.get('n_head')} heads, "
         f"context {ev.model.get('block_size')}",
         *("  " + line for line in format_report(ev.model["memory"]).splitlines()),
@@ -33,10 +46,16 @@ def preflight_lines(ev: RunStart) -> list[str]:
         f"({p['skipped_short']:,} shorter than episode_min_tokens, {p['overlong']:,} over-long: "
         f"{p['overlong_dropped']:,} dropped, {p['overlong_truncated']:,} truncated; "
         f"{p['no_supervised']:,} with nothing supervised)",
-        f"  tokens: {p['tokens']:,}, supervised: {p['supervised_tokens']:,}",
+        f"  tokens: {p['tokens']:,}, supervised: {p['supervised_tokens']:,}"
+        + (f" (weighted: {p['weighted_supervised']:,})" if "weighted_supervised" in p else ""),
         f"  {p['episodes_per_step']:g} episodes a step, {p['steps_per_epoch']:g} steps an epoch: "
         f"max_iters {ev.max_iters:,} is about {p['epochs']:g} epochs",
     ]
+    for ph in p.get("curriculum", []):
+        end = f"to step {ph['until']:,}" if ph["until"] is not None else "to the end"
+        now = " (now)" if ph["phase"] == p.get("phase") else ""
+        lines.append(f"  curriculum phase {ph['phase']} {ph['name']!r}{now}: after step {ph['start']:,} {end}, "
+                     f"{ph['dataset']} ({ph['eligible']:,} eligible episodes)")
     return lines + [f"  {n}" for n in ev.notes]
 
 
@@ -76,6 +95,9 @@ class ConsoleSink:
             val = f"val {loss(ev.val_loss)}" if ev.val_loss is not None else "no val split"
             acc = f" | val token accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
             self._line(f"step {ev.step}: train {loss(ev.train_loss)} | {val}{acc}")
+        elif isinstance(ev, PhaseStart):
+            self._line(f"curriculum phase {ev.phase} {ev.name!r} begins after step {ev.step}: {ev.dataset} "
+                       f"({ev.eligible:,} eligible episodes)")
         elif isinstance(ev, EpochStart):
             if ev.step > 0:
                 self._line(f"epoch {ev.epoch} begins ({ev.episodes:,} episodes)")
@@ -97,3 +119,46 @@ def done_line(ev: Done) -> str:
     best = f", best val loss {loss(ev.best_val_loss)}" if ev.best_val_loss is not None else ""
     word = "Training complete" if ev.reason == "completed" else "Training stopped"
     return f"{word} at step {ev.step} in {fmt_duration(ev.elapsed)}{best}; checkpoint: {ev.final_checkpoint}"
+
+
+class ConsoleLogFile(ConsoleSink):
+    """The console's lines written to a file as well (the config's terminal_log_file), appended; a
+    line every `log_interval` steps, as on a stream that is not a terminal. Opened at the first event."""
+
+    def __init__(self, path: str, log_interval: int = 10) -> None:
+        self.path = path
+        self._fh: TextIO | None = None
+        super().__init__(_Lazy(self), log_interval)
+
+    def stream_file(self) -> TextIO:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        return self._fh
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+class _Lazy:
+    """A text stream that opens its file on the first write (so that ranks other than 0, which
+    are sent no events, never open it)."""
+
+    def __init__(self, owner: ConsoleLogFile) -> None:
+        self.owner = owner
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        return self.owner.stream_file().write(text)
+
+    def flush(self) -> None:
+        if self.owner._fh is not None:
+            self.owner._fh.flush()
+
+
+def console_log_sinks(config) -> list:  # noqa: ANN001 - engine.config.TrainConfig (torch-free import kept out)
+    """The sinks a config's terminal_log_file asks for (none when it is unset)."""
+    path = getattr(config, "terminal_log_file", None)
+    return [ConsoleLogFile(path, config.log_interval)] if path else []
