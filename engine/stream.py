@@ -127,6 +127,8 @@ class WindowSplit:
     episode split: `episode(i)` gives window i's tokens and a mask of ones (every position trains)."""
 
     has_sidecar = False
+    weighted = False  # every position trains with weight 1
+    packed = False
 
     def __init__(self, name: str, shards: Shards, block_size: int) -> None:
         self.name, self.shards, self.block_size = name, shards, block_size

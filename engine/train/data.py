@@ -1,5 +1,9 @@
 """The data a run trains on: a dataset opened for a job, which of its episodes are eligible, and the
-pre-flight counts. A curriculum opens one of these per phase (engine.train.curriculum)."""
+pre-flight counts. A curriculum opens one of these per phase (engine.train.curriculum).
+
+A token stream (pretraining, engine.stream) trains as windows of block_size + 1 tokens, offered in
+the shape of episodes: every position is trained, and the sampler, batching, eval and audit work on
+windows as they do on episodes."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..dataset import EpisodeSplit, open_dataset
+from ..stream import StreamDataset, WindowSplit, is_stream, open_stream
 from ..sampler import Eligibility, eligible_episodes, pack_rows
 from ..tokenizer import Tokenizer
 from .job import TrainError
@@ -20,12 +25,28 @@ class Data:
     """The dataset as the run reads it: its tokenizer, its splits, and the id that fills padding."""
 
     tok: Tokenizer
-    train: EpisodeSplit
-    val: EpisodeSplit | None
+    train: EpisodeSplit | WindowSplit
+    val: EpisodeSplit | WindowSplit | None
     pad_id: int
     path: Path = Path(".")
     packs: bool = False  # the dataset asks for packing (MyPT's packed rows, or mypt prepare --enable_packing)
     pack_block_size: int | None = None  # the row length it was prepared for, when it says
+    stream: StreamDataset | None = None  # a token stream (pretraining): train and val are its windows
+
+    @property
+    def kind(self) -> str:
+        """"pretrain" for a token stream, "sft" for episodes."""
+        return "pretrain" if self.stream is not None else "sft"
+
+    def windowed(self, block_size: int) -> "Data":
+        """A token stream cut into windows of this block_size (episodes are left as they are)."""
+        if self.stream is None:
+            return self
+        train = self.stream.windows("train", block_size)
+        if train is None:
+            raise TrainError(f"{self.path}: the stream holds {self.stream.tokens('train')} training tokens, "
+                             f"fewer than one window of block_size {block_size} + 1")
+        return Data(self.tok, train, self.stream.windows("val", block_size), self.pad_id, self.path, stream=self.stream)
 
 
 def census(split: EpisodeSplit, cfg: TrainConfig) -> Eligibility:
@@ -68,6 +89,8 @@ def preflight(split: EpisodeSplit, elig: Eligibility, cfg: TrainConfig, world: i
 
 def open_data(path: Path, cfg: TrainConfig, tokenization: str | None = None, role: str = "--dataset") -> Data:
     """Open a dataset to train on; refuse one that does not fit the job (`role` names it in errors)."""
+    if is_stream(path):
+        return _open_stream(path, cfg, tokenization, role)
     try:
         ds = open_dataset(path)
     except (FileNotFoundError, ValueError) as e:
@@ -85,6 +108,19 @@ def open_data(path: Path, cfg: TrainConfig, tokenization: str | None = None, rol
     block = ds.metadata.get("pack_block_size")
     packs = train.packed or ds.metadata.get("batching") == "pack"
     return Data(tok, train, ds.split("val"), pad_id, Path(path), packs, block if isinstance(block, int) else None)
+
+
+def _open_stream(path: Path, cfg: TrainConfig, tokenization: str | None, role: str) -> Data:
+    try:
+        ds = open_stream(path)
+    except ValueError as e:
+        raise TrainError(f"{role}: {e}" if role != "--dataset" else str(e)) from None
+    tok = ds.tokenizer()
+    if tokenization and tokenization != tok.kind:
+        raise TrainError(f"--tokenization {tokenization} but the token stream {path} was prepared with {tok.kind}")
+    pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else tok.pad_id
+    placeholder = Data(tok, None, None, pad_id, Path(path), stream=ds)  # type: ignore[arg-type]
+    return placeholder.windowed(cfg.block_size)
 
 
 def eligible(data: Data, cfg: TrainConfig) -> Eligibility:

@@ -88,7 +88,7 @@ class RunOutputs:
         cfg, ids = run.cfg, run.data.train.ids
         (self.dir / CONFIG_FILE).write_text(to_toml(cfg))
         (self.dir / RUN_FILE).write_text(json.dumps({
-            "dataset": str(job.dataset), "init": run.init, "tokenization": run.data.tok.kind,
+            "dataset": str(job.dataset), "kind": run.data.kind, "init": run.init, "tokenization": run.data.tok.kind,
             "command": job.command, "created": time.time(), "world": run.dist.world}, indent=2))
         self.audit.write("start", 0, eligible=len(run.elig.eligible),
                          eligible_sha256=ids_digest(ids[i] for i in run.elig.eligible),

@@ -220,12 +220,13 @@ def setup_run(job: TrainJob, device: torch.device, dist: distributed.Dist) -> Ru
     start = build_model(job, data.tok, device)
     model = start.model
     cfg, notes = batching_for(start.cfg, data)
+    data = data.windowed(cfg.block_size)  # a token stream, at the block_size the run trains with
     if start.init != "scratch":
         check_memory(model.config, cfg, device, weights_loaded=True)
     phases = open_phases(cfg, data, eligible(data, cfg)) if cfg.curriculum else []
     phase = int((start.train_state or {}).get("phase", 0))
     data, elig = (phases[phase].data, phases[phase].elig) if phases else (data, eligible(data, cfg))
-    report = preflight(data.train, elig, cfg, dist.world)
+    report = {**preflight(data.train, elig, cfg, dist.world), "kind": data.kind}
     if phases:
         report.update(phase=phase + 1, curriculum=[p.summary() for p in phases])
     if cfg.block_size > model.config.block_size:

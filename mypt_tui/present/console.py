@@ -42,13 +42,10 @@ def preflight_lines(ev: RunStart) -> list[str]:
         f"  {ev.model.get('n_layer')} layers, {ev.model.get('n_embd')} wide, {ev.model.get('n_head')} heads, "
         f"context {ev.model.get('block_size')}",
         *("  " + line for line in format_report(ev.model["memory"]).splitlines()),
-        f"  episodes: {p['eligible']:,} eligible of {p['episodes']:,} "
-        f"({p['skipped_short']:,} shorter than episode_min_tokens, {p['overlong']:,} over-long: "
-        f"{p['overlong_dropped']:,} dropped, {p['overlong_truncated']:,} truncated; "
-        f"{p['no_supervised']:,} with nothing supervised)",
+        _units_line(p),
         f"  tokens: {p['tokens']:,}, supervised: {p['supervised_tokens']:,}"
         + (f" (weighted: {p['weighted_supervised']:,})" if "weighted_supervised" in p else ""),
-        f"  {p['episodes_per_step']:g} episodes a step, {p['steps_per_epoch']:g} steps an epoch: "
+        f"  {p['episodes_per_step']:g} {_unit(p)}s a step, {p['steps_per_epoch']:g} steps an epoch: "
         f"max_iters {ev.max_iters:,} is about {p['epochs']:g} epochs",
     ]
     for ph in p.get("curriculum", []):
@@ -57,6 +54,20 @@ def preflight_lines(ev: RunStart) -> list[str]:
         lines.append(f"  curriculum phase {ph['phase']} {ph['name']!r}{now}: after step {ph['start']:,} {end}, "
                      f"{ph['dataset']} ({ph['eligible']:,} eligible episodes)")
     return lines + [f"  {n}" for n in ev.notes]
+
+
+def _unit(p: dict) -> str:
+    return "window" if p.get("kind") == "pretrain" else "episode"
+
+
+def _units_line(p: dict) -> str:
+    """What the sampler draws from: episodes (and why some are not eligible), or a stream's windows."""
+    if p.get("kind") == "pretrain":
+        return f"  pretraining: {p['eligible']:,} windows of the token stream, every position trained"
+    return (f"  episodes: {p['eligible']:,} eligible of {p['episodes']:,} "
+            f"({p['skipped_short']:,} shorter than episode_min_tokens, {p['overlong']:,} over-long: "
+            f"{p['overlong_dropped']:,} dropped, {p['overlong_truncated']:,} truncated; "
+            f"{p['no_supervised']:,} with nothing supervised)")
 
 
 class ConsoleSink:
