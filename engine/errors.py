@@ -8,6 +8,14 @@ write its traceback to a log file and say where.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MyptError(Exception):
     """A problem with what the user gave (a file, a flag, a checkpoint), worded for them."""
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value quoted in a message: its repr, cut short (a hostile input may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

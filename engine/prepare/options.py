@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
 
-from ..errors import MyptError
 from ..episode import input_files
+from ..errors import MyptError
 from ..layout import KINDS, METADATA_FILE, TOKENIZATIONS
 
 DEFAULT_SEED = 1337
@@ -118,6 +118,8 @@ def check_options(opts: PrepareOptions) -> None:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
+    if out.is_symlink():  # replacing it would put a folder in place of the link, not where it points
+        raise PrepareError(f"{out} is a symbolic link: give the folder it points to ({out.resolve()})")
     if not out.exists():
         return
     if not out.is_dir():
