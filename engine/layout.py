@@ -60,6 +60,17 @@ class SkipReason(str, Enum):
     OTHER = "other"  # an input that cannot be read at all (prepare refuses it before reading)
 
 
+# sizes past any model this trainer can hold: a typo (an extra zero or three) in a config or in a
+# checkpoint's metadata is refused by name, before anything is allocated; within them a model
+# can still be too large as a whole (MAX_PARAMS, and the memory a machine has)
+MAX_LAYERS = 1024
+MAX_EMBD = 65536
+MAX_HEADS = 1024
+MAX_BLOCK_SIZE = 2**20
+MAX_VOCAB = 2**22
+MAX_BATCH = 2**16
+MAX_PARAMS = 10**12  # a trillion parameters: 16 TB of weights, gradients and AdamW state
+
 # choices
 KINDS = ("chat", "tool")  # what `mypt prepare` makes
 TOKENIZATIONS = ("gpt2", "char")

@@ -7,11 +7,17 @@ change to the model's layers changes both.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 
+from .errors import MyptError
 from .model import GPTConfig
+
+
+class SizeError(MyptError):
+    """A model too large for the memory it would be trained in."""
 
 
 def _lookup_params(cfg: GPTConfig) -> int:
@@ -97,3 +103,32 @@ def format_report(r: dict[str, Any]) -> str:
             f"{format_bytes(r['grads_bytes'])}, AdamW state {format_bytes(r['optimizer_bytes'])}, "
             f"activations ~{format_bytes(r['activations_bytes'])}, logits up to "
             f"{format_bytes(r['logits_bytes'])}; total ~{format_bytes(r['total_bytes'])}")
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory a model could still take on `device` (None when it cannot be told)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(cfg: GPTConfig, device: torch.device) -> None:
+    """Refuse, before anything is allocated, a model whose weights, gradients and AdamW state
+    alone (16 bytes a parameter, the least training holds) exceed the free memory of `device`."""
+    n = count_params(cfg)
+    need, have = 16 * n, free_bytes(device)
+    if have is not None and need > have:
+        raise SizeError(f"a model of {n / 1e9:.1f}B parameters (n_layer {cfg.n_layer}, n_embd {cfg.n_embd}, "
+                        f"vocab_size {cfg.vocab_size}) needs at least {format_bytes(need)} to train (weights, "
+                        f"gradients, AdamW state), more than the {format_bytes(have)} free on {device}: "
+                        "lower n_layer or n_embd")

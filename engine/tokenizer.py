@@ -200,11 +200,11 @@ def from_state(state: dict) -> Tokenizer:
         raise TokenizerError(f"the tokenizer state must be a JSON object, got {type(state).__name__}")
     kind = state.get("tokenization") or state.get("token_kind")  # token_kind: MyPT's tokenizer.json
     if kind == "char":
-        chars = state.get("chars", [])
-        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+        chars = state.get("chars")
+        if chars is not None and not (isinstance(chars, list) and all(isinstance(c, str) for c in chars)):
             raise TokenizerError('the tokenizer state\'s "chars" must be a list of characters')
-        tok: Tokenizer = CharTokenizer(chars)
-        if "chars" in state and tok.chars != chars:
+        tok: Tokenizer = CharTokenizer(chars or ())
+        if chars is not None and tok.chars != chars:
             # A MyPT char vocabulary without our base characters: keep its ids exactly.
             tok = _exact_char_tokenizer(chars)
     elif kind == "gpt2":

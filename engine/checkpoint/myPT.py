@@ -12,7 +12,7 @@ import torch
 
 from ..model import GPT, GPTConfig, normalize_key
 from ..tokenizer import TokenizerError, from_state
-from .native import Checkpoint, CheckpointError, _read_json, _safe_torch_load
+from .native import Checkpoint, CheckpointError, _read_json, _safe_torch_load, check_fits
 
 MYPT_FORMAT = "myPT_folder"  # meta["format"] of a checkpoint read from a MyPT folder
 
@@ -75,12 +75,14 @@ def load_myPT(path: Path) -> Checkpoint:
         config = GPTConfig.from_dict(cfg_dict)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / 'config.json'}: {e}") from None
+    check_fits(config, state_dict, path / "config.json", path / "model.pt", whole=False)
     if has_block_bias:
         with torch.device("meta"):
             expected = GPT(config).state_dict()
         for k, v in expected.items():
             if k.endswith(".bias") and k not in state_dict and not k.startswith("lm_head."):
                 state_dict[k] = torch.zeros(v.shape, dtype=next(iter(state_dict.values())).dtype)
+    check_fits(config, state_dict, path / "config.json", path / "model.pt")
     tokenizer_state = _myPT_tokenizer(path, config)
     step = None
     if (path / "training_state.json").is_file():

@@ -16,6 +16,7 @@ checkpoint. Loading never unpickles arbitrary objects: weights come from safeten
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import shutil
 import uuid
@@ -26,10 +27,11 @@ from typing import Any
 
 import torch
 
+from .. import jsonio
 from ..atomic import fsync_path, replace_folder
+from ..errors import MyptError
 from ..layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
 from ..model import GPT, GPTConfig
-from ..errors import MyptError
 
 FORMAT = "mypt_checkpoint_v1"
 RESERVED_META = ("format", "model_config", "tokenizer", "step", "metrics", "created")
@@ -134,8 +136,10 @@ def load_native(path: Path) -> Checkpoint:
     meta = _read_json(path / META_FILE)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path / META_FILE}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(meta.get("model_config"), dict):
+        raise CheckpointError(f"{path / META_FILE}: model_config must be an object of the model's sizes")
     try:
-        config = GPTConfig.from_dict(meta.get("model_config") or {})
+        config = GPTConfig.from_dict(meta["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / META_FILE}: model_config: {e}") from None
     if not isinstance(meta.get("tokenizer"), dict):
@@ -147,7 +151,37 @@ def load_native(path: Path) -> Checkpoint:
         state_dict = load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{weights} cannot be read: {e}") from None
+    check_fits(config, state_dict, path / META_FILE, weights)
     return Checkpoint(path, config, state_dict, meta["tokenizer"], meta, (path / TRAIN_STATE_FILE).is_file())
+
+
+def check_fits(config: GPTConfig, state_dict: dict[str, torch.Tensor], meta_file: Path, weights_file: Path,
+               whole: bool = True) -> None:
+    """The sizes a checkpoint's metadata gives, against the weights its file holds, before a model
+    of those sizes is allocated: metadata saying 10,000 layers beside a file of two would
+    otherwise ask for terabytes. `whole=False` skips the parameter total (MyPT's missing biases
+    are filled in later)."""
+    from ..model import normalize_key
+    from ..sizing import count_params
+
+    shapes = {normalize_key(k): tuple(v.shape) for k, v in state_dict.items()}
+    wte = shapes.get("transformer.wte.weight", ())
+    layers = {k.split(".")[2] for k in shapes if k.startswith("transformer.h.")}
+    odd = sorted(set(map(str, range(config.n_layer))) ^ layers, key=lambda x: (len(x), x))[:1]
+    which = f" ({'missing' if odd and odd[0] not in layers else 'unexpected'} transformer.h.{odd[0]})" if odd else ""
+    facts = [("n_layer", config.n_layer, len(layers), "layers" + which)]
+    if len(wte) == 2:
+        facts += [("vocab_size", config.vocab_size, wte[0], "token rows"), ("n_embd", config.n_embd, wte[1], "columns")]
+    if config.pos_encoding == "learned" and len(shapes.get("transformer.wpe.weight", ())) == 2:
+        facts.append(("block_size", config.block_size, shapes["transformer.wpe.weight"][0], "positions"))
+    for key, said, held, what in facts:
+        if said != held:
+            raise CheckpointError(f"{meta_file}: {key} is {said}, but {weights_file} holds {held} {what}: "
+                                  "the metadata does not describe these weights")
+    held = sum(math.prod(s) for s in shapes.values())
+    if whole and count_params(config) != held:
+        raise CheckpointError(f"{meta_file}: the model config makes {count_params(config):,} parameters, but "
+                              f"{weights_file} holds {held:,}: the metadata does not describe these weights")
 
 
 def load_train_state(path: str | Path) -> dict:
@@ -172,12 +206,13 @@ def _safe_torch_load(f: Path) -> Any:
 
 
 def _read_json(f: Path) -> dict:
+    """A checkpoint's JSON file, which must hold an object (CheckpointError naming the place)."""
     try:
-        obj = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}:{e.lineno}: not valid JSON: {e.msg}") from None
+        obj = jsonio.read_json(f)
+    except jsonio.JsonError as e:
+        raise CheckpointError(str(e)) from None
     except OSError as e:
-        raise CheckpointError(f"{f} cannot be read: {e}") from None
+        raise CheckpointError(f"{f} cannot be read: {e.strerror or e}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{f}: expected a JSON object")
     return obj

@@ -35,13 +35,15 @@ def run(args: argparse.Namespace) -> int:
 def train_headless(request: TrainRequest) -> int:
     """Train with progress on stderr and the final checkpoint on stdout; ctrl+c stops cleanly."""
     from engine.config import ConfigError
+    from engine.sizing import SizeError
     from engine.train.job import TrainError, build_job
     from engine.train.loop import run_training
     from mypt_tui.present.console import ConsoleSink
 
     try:
         job = build_job(request)
-    except (ConfigError, TrainError, FileNotFoundError) as e:
+        check_scratch_memory(job)
+    except (ConfigError, TrainError, FileNotFoundError, SizeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -67,3 +69,23 @@ def train_headless(request: TrainRequest) -> int:
     if result.final_checkpoint:
         print(result.final_checkpoint)
     return {"completed": EXIT_OK, "stopped": EXIT_STOPPED}.get(result.reason, EXIT_FAILED)
+
+
+def check_scratch_memory(job) -> None:  # noqa: ANN001 - engine.train.job.TrainJob
+    """A model from scratch is sized by the config alone: refuse one that cannot fit before the
+    trainer allocates it (a checkpoint's size is checked when it is read)."""
+    from engine.config import ARCHITECTURE_KEYS
+    from engine.device import DeviceError, pick_device
+    from engine.model import GPTConfig
+    from engine.sizing import check_memory
+    from engine.tokenizer import GPT2_MODEL_VOCAB
+
+    if job.init is not None or job.resume:
+        return
+    cfg = job.config
+    try:
+        device = pick_device(cfg.device)
+    except DeviceError:
+        return  # the trainer says why
+    arch = {k: getattr(cfg, k) for k in ARCHITECTURE_KEYS}
+    check_memory(GPTConfig(**{**arch, "vocab_size": cfg.vocab_size or GPT2_MODEL_VOCAB}), device)

@@ -202,7 +202,7 @@ def tiny_ckpt_master(tiny_ds_master, tmp_path_factory) -> Path:
 
     tok = open_dataset(tiny_ds_master).tokenizer()
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64, vocab_size=tok.model_vocab_size))
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=128, vocab_size=tok.model_vocab_size))
     path = tmp_path_factory.mktemp("tiny-ckpt") / "ckpt"
     save_checkpoint(path, model, tokenizer_state=tok.state(), step=3,
                     train_state={"optimizer": {"state": {}}, "step": 3, "rng": torch.get_rng_state()})
