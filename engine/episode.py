@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,17 +116,11 @@ class BadEpisode(ValueError):
 
 
 def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
-    canon = {
-        "system": system,
-        "messages": [
-            {k: v for k, v in (
-                ("role", m.role), ("content", m.content), ("name", m.name), ("context", m.context),
-                ("think", m.think), ("cite", m.cite),
-                ("tool_calls", [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls] or None),
-            ) if v is not None}
-            for m in messages
-        ],
-    }
+    canon = {"system": system, "messages": [
+        {k: v for k, v in (("role", m.role), ("content", m.content), ("name", m.name), ("context", m.context),
+                           ("think", m.think), ("cite", m.cite),
+                           ("tool_calls", [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls] or None))
+         if v is not None} for m in messages]}
     raw = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -135,14 +130,19 @@ def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
 def input_files(path: str | Path) -> list[Path]:
     """The files an input names: itself, or every .jsonl/.json under a folder, sorted."""
     p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in INPUT_SUFFIXES)
+    if p.is_dir():  # os.walk, unlike rglob, reports a folder it may not read instead of skipping it
+        files = sorted(Path(top, name) for top, _, names in os.walk(p, onerror=_raise) for name in names
+                       if Path(name).suffix in INPUT_SUFFIXES and Path(top, name).is_file())
         if not files:
             raise FileNotFoundError(f"{p}: folder has no .jsonl or .json files")
         return files
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
     return [p]
+
+
+def _raise(e: OSError) -> None:
+    raise e
 
 
 def read_episodes(path: str | Path) -> Iterator[Union[Episode, EpisodeError]]:

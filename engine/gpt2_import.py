@@ -99,8 +99,12 @@ def _load_safetensors(folder: Path, name: str) -> dict[str, torch.Tensor]:
     if folder.resolve() not in f.resolve().parents:  # a weight_map naming ../ or an absolute path
         raise GPT2ImportError(f"{folder}: the weights file {name!r} is not inside the model folder")
     try:
+        with open(f, "rb"):  # safetensors words a file it may not open as missing
+            pass
         return load_file(str(f))
-    except (SafetensorError, OSError) as e:
+    except OSError as e:
+        raise GPT2ImportError(f"{f} cannot be read: {e.strerror or e}") from None
+    except SafetensorError as e:
         raise GPT2ImportError(f"{f} cannot be read: {e}") from None
 
 

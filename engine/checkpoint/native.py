@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -61,8 +63,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
                     metrics: dict | None = None, extra: dict | None = None,
                     train_state: dict | None = None) -> Path:
     """Write a checkpoint folder atomically; an existing folder of that name is replaced whole."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     gpt = unwrap(model)
     clash = sorted(set(extra or {}) & set(RESERVED_META))
@@ -84,18 +84,39 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
     tmp = path.parent / f".mypt-tmp-{path.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        save_file(gpt.weights_for_saving(), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _write_weights(gpt, tmp / WEIGHTS_FILE, path)
         (tmp / META_FILE).write_text(meta_text + "\n", encoding="utf-8")
         if train_state is not None:
-            torch.save(train_state, tmp / TRAIN_STATE_FILE)
+            try:
+                torch.save(train_state, tmp / TRAIN_STATE_FILE)
+            except RuntimeError as e:  # torch reports a failed write (disk full) as a RuntimeError
+                raise CheckpointError(f"{path}: the training state could not be written "
+                                      f"({str(e).splitlines()[0]}): is the disk full?") from None
         for f in tmp.iterdir():
             fsync_path(f)
         fsync_path(tmp)
         replace_folder(tmp, path, aside=path.parent / f".mypt-tmp-old-{path.name}-{uuid.uuid4().hex[:8]}")
+    except OSError as e:  # a full disk, a size limit: name the checkpoint, not our temp folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _write_weights(gpt: GPT, f: Path, path: Path) -> None:
+    """model.safetensors; safetensors reports a failed write as its own error: an OSError here."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(gpt.weights_for_saving(), str(f), metadata={"format": "pt"})
+    except SafetensorError as e:
+        code = re.search(r"(?:code: |os error )(\d+)", str(e))
+        if code is None:
+            raise CheckpointError(f"{path}: the weights could not be written ({e})") from None
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(f)) from None
 
 
 def unwrap(model: torch.nn.Module) -> GPT:
@@ -148,8 +169,12 @@ def load_native(path: Path) -> Checkpoint:
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
     try:
+        with open(weights, "rb"):  # safetensors words a file it may not open as missing
+            pass
         state_dict = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
+    except OSError as e:
+        raise CheckpointError(f"{weights} cannot be read: {e.strerror or e}") from None
+    except SafetensorError as e:
         raise CheckpointError(f"{weights} cannot be read: {e}") from None
     check_fits(config, state_dict, path / META_FILE, weights)
     return Checkpoint(path, config, state_dict, meta["tokenizer"], meta, (path / TRAIN_STATE_FILE).is_file())

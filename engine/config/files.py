@@ -74,6 +74,9 @@ def load_config_text(text: str, source: str, fmt: str = "toml") -> TrainConfig:
 
 def _key_line(text: str, key: str, fmt: str) -> int | None:
     """1-based line where `key` is set in the text, if it can be found."""
+    if len(key) > 100:  # no config key is this long: look for it as it is (a pattern of it would be slow)
+        at = text.find(key)
+        return None if at < 0 else text.count("\n", 0, at) + 1
     k = re.escape(key)
     if fmt == "toml":
         pattern = rf"^[ \t]*(?:(?:{k}|\"{k}\"|'{k}')[ \t]*[=.]|\[[ \t]*{k}[ \t]*[\].])"

@@ -93,6 +93,20 @@ def drop_to_nobody() -> None:
         os.setuid(NOBODY)
 
 
+def session_pids(sid: int) -> list[int]:
+    """Processes of a session (the killed prepare started one of its own)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
 # -- how a case must end -----------------------------------------------------------------------
 
 def assert_clean_failure(result: Result, *must_name: str | Path, prefix: str = "error:",

@@ -77,7 +77,7 @@ def nested(depth: int) -> str:
 
 # (id, the model's first reply, what the tool call's error or result says)
 REPLIES = [
-    ("toolcall-deep-100000", call(nested(100_000)), "nested too deeply"),
+    ("toolcall-deep-5000", call(nested(5_000)), "nested too deeply"),
     ("toolcall-deep-900", call(nested(900)), "nested too deeply"),
     ("toolcall-deep-100", call(nested(100)), "nested too deeply"),
     ("arguments-text-deep", call(json.dumps({"name": "calculator", "arguments": "[" * 5000 + "]" * 5000})),

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FilesLost, child_env, tree_state, untouched
+from conftest import FilesLost, child_env, session_pids, tree_state, untouched
 
 pytestmark = pytest.mark.slow
 
@@ -65,20 +65,6 @@ MOMENTS = {  # when to kill: a condition on the prepare's temp folder
     "pass-2": lambda tmp: tmp is not None and (tmp / "dataset" / "train" / "tokens.bin").exists(),
     "metadata": lambda tmp: tmp is not None and (tmp / "dataset" / "tokenizer_state.json").exists(),
 }
-
-
-def session_pids(sid: int) -> list[int]:
-    """Processes of a session (the killed prepare started one of its own)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
 
 
 def kill_when(cmd: list[str], out: Path, moment: str) -> None:
