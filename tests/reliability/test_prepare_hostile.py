@@ -374,3 +374,23 @@ def test_a_long_run_of_bad_lines_is_counted_and_listed_briefly(tmp_path, mypt):
     r = mypt("prepare", "chat", "--input", src, "--output", tmp_path / "out")
     assert r.rc == 0 and "Skipped episodes: 5000 (invalid JSON 5000)" in r.out
     assert "in.jsonl:4: invalid JSON" in r.out and "... and 4980 more" in r.out
+
+
+def test_a_bad_episode_in_the_val_file_is_skipped_naming_that_file(tmp_path, mypt):
+    src = write_jsonl(tmp_path / "in.jsonl", GOOD)
+    val = write_jsonl(tmp_path / "val.jsonl", [chat_line(7), ep({"role": "user", "content": 5}, A), chat_line(8)])
+    r = mypt("prepare", "chat", "--input", src, "--val_file", val, "--output", tmp_path / "out")
+    assert r.rc == 0 and "Val episodes:   2" in r.out and "val.jsonl:2: message 1 (user): content must be" in r.out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line, ok", [(b'{"messages": [{"role": "user", "content": "' + b"x" * 30_000_000, False),
+                                      (json.dumps(ep(U, {**A, "content": "y " * 15_000_000})).encode(), True)],
+                         ids=["huge-invalid-line", "huge-valid-content"])
+def test_a_30_mb_line(tmp_path, mypt, line, ok):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(json.dumps(g).encode() + b"\n" for g in GOOD) + line + b"\n")
+    r = mypt("prepare", "chat", "--input", src, "--output", tmp_path / "out", "--tokenization", "char",
+             "--val_split", "0")
+    assert r.rc == 0 and f"Train episodes: {3 + ok}" in r.out, r.out + r.err
+    assert ok or "in.jsonl:4: invalid JSON" in r.out
