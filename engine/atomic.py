@@ -7,12 +7,16 @@ else two renames with the old folder kept aside until the new one is in.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Iterator
 
 
 def replace_folder(new: Path, dest: Path, aside: Path) -> None:
@@ -59,3 +63,18 @@ def fsync_path(p: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Cleanup that must finish: ctrl+c (SIGINT) and SIGTERM are ignored inside, in the main
+    thread (elsewhere signals cannot be changed, and are not delivered anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

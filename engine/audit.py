@@ -25,9 +25,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import jsonio
+from .errors import shown
 from .layout import AUDIT_FILE  # noqa: F401 - the audit's file name, for callers that import it here
 
 GENESIS = "0" * 64
@@ -102,7 +103,8 @@ class AuditWriter:
 
 
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:
-    """The records in file order; a line that is not a JSON object is `{"kind": "corrupt", "line": N}`."""
+    """The records in file order; a line that is not a record as the trainer writes it (not JSON,
+    not an object, a field of the wrong type) is `{"kind": "corrupt", "line": N, "why": ...}`."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -111,7 +113,42 @@ def read_audit(path: Path) -> Iterator[dict[str, Any]]:
                 rec = jsonio.loads(line)
             except ValueError:
                 rec = None
-            yield rec if isinstance(rec, dict) else {"kind": "corrupt", "line": lineno}
+            why = "not a JSON object" if not isinstance(rec, dict) else record_problem(rec)
+            yield rec if why is None else {"kind": "corrupt", "line": lineno, "why": why}
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_ids(v: Any) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+_FIELDS: dict[str, tuple[tuple[str, Callable[[Any], bool]], ...]] = {  # kind -> fields a reader relies on
+    "start": (("eligible", _is_int), ("eligible_sha256", lambda v: type(v) is str),
+              ("world", lambda v: v is None or _is_int(v) and v > 0)),
+    "step": (("rank", _is_int), ("epoch", _is_int), ("micro_batches", lambda v: type(v) is list)),
+    "epoch_end": (("epoch", _is_int), ("dropped", _is_ids)),
+    "resume": (),
+    "phase": (("eligible", _is_int), ("eligible_sha256", lambda v: type(v) is str)),  # a curriculum phase
+}
+_BATCH_FIELDS = (("epoch", _is_int), ("position", _is_int), ("episodes", _is_ids))
+
+
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """Why a record is not shaped as the trainer writes it (None when it is): its readers compare,
+    count and sort these fields, so a forged type must not reach them."""
+    kind = rec.get("kind")
+    if type(kind) is not str or kind not in _FIELDS:
+        return f"unknown kind {shown(kind)}"
+    checks = (("step", _is_int), ("prev", lambda v: type(v) is str), ("hash", lambda v: type(v) is str),
+              *_FIELDS[kind])
+    bad = next((name for name, ok in checks if not ok(rec.get(name))), None)
+    if bad is None and kind == "step":
+        bad = next((f"micro_batches.{name}" for mb in rec["micro_batches"] for name, ok in _BATCH_FIELDS
+                    if not (type(mb) is dict and ok(mb.get(name)))), None)
+    return None if bad is None else f"{kind} record with a wrong or missing {bad!r}"
 
 
 @dataclass

@@ -48,7 +48,7 @@ def verify_audit(path: Path, report: VerifyReport | None = None) -> VerifyReport
     for n, rec in enumerate(read_audit(path), 1):
         rep.records += 1
         if rec.get("kind") == "corrupt":
-            rep.errors.append(f"line {rec['line']}: not a JSON record")
+            rep.errors.append(f"line {rec['line']}: not a record ({rec['why']})")
             continue
         if n == 1 and rec.get("kind") != "start":
             rep.errors.append("line 1: the first record must be the run's start record")
@@ -87,9 +87,12 @@ def _check_epoch(rec: dict[str, Any], seen: dict[int, Counter], start: dict[str,
     covered = set(trained) | set(dropped)
     if start is None:
         rep.errors.append(f"epoch {epoch}: no start record to check coverage against")
-    elif len(covered) != start.get("eligible") or ids_digest(covered) != start.get("eligible_sha256"):
+    elif len(covered) != start.get("eligible"):
         rep.errors.append(f"epoch {epoch}: covered {len(covered)} distinct episodes, "
                           f"the run has {start.get('eligible')} eligible")
+    elif ids_digest(covered) != start.get("eligible_sha256"):
+        rep.errors.append(f"epoch {epoch}: covered {len(covered)} distinct episodes, but not the run's "
+                          "eligible ones (their ids differ from the start record's)")
     rep.epochs_checked += 1
 
 
@@ -136,7 +139,9 @@ class _History:
     anchors: list[_Anchored] = field(default_factory=list)
     final: _Anchored | None = None
     steps: dict[int, list[str]] = field(default_factory=dict)
+    counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # step -> (tokens, supervised)
     last_step: int = 0
+    ended_at: int | None = None  # the step of the `done` event, when the run ended
 
 
 def _history(run: Path, rep: VerifyReport) -> _History:
@@ -149,11 +154,14 @@ def _history(run: Path, rep: VerifyReport) -> _History:
         if isinstance(ev, RunStart):
             h.anchors = [a for a in h.anchors if a.step <= ev.step]
             h.steps = {s: e for s, e in h.steps.items() if s <= ev.step}
-            h.final, h.last_step = None, ev.step
+            h.final, h.last_step, h.ended_at = None, ev.step, None
         elif isinstance(ev, Step):
             h.steps[ev.step] = list(ev.episodes)
+            h.counts[ev.step] = (ev.tokens, ev.supervised)
             h.last_step = ev.step
-        elif isinstance(ev, (CheckpointSaved, Done)) and ev.audit_records is not None and ev.audit_hash:
+        if isinstance(ev, Done):
+            h.ended_at = ev.step
+        if isinstance(ev, (CheckpointSaved, Done)) and ev.audit_records is not None and ev.audit_hash:
             anchored = _Anchored(ev.step, Anchor(ev.audit_records, ev.audit_hash),
                                  f"events.jsonl ({ev.type} at step {ev.step})")
             h.anchors.append(anchored)
@@ -177,7 +185,10 @@ def _checkpoint_anchors(run: Path, history: _History, rep: VerifyReport) -> list
         audit = meta.get("audit")
         if not isinstance(audit, dict):
             continue
-        step = meta.get("step", -1)
+        step = meta.get("step")
+        if type(step) is not int:
+            rep.errors.append(f"{folder / META_FILE}: its step is damaged ({step!r}): the anchor cannot be placed")
+            continue
         if folder.name == BEST_DIR and step > history.last_step:
             rep.notes.append(f"{folder}: from steps a resume discarded (step {step}); not an anchor")
             continue
@@ -202,21 +213,32 @@ def _check_steps(records: list[dict[str, Any]], history: _History, rep: VerifyRe
     """Every step up to the run's last is in the audit (every rank), with the episodes its
     `step` event names, in the same order."""
     by_step: dict[int, list[list[str]]] = {}
+    counts: dict[int, list[int]] = {}
     world = 1
     for rec in records:
         if rec.get("kind") == "start":
             world = rec.get("world", 1) or 1
         elif rec.get("kind") == "step":
             eps = [e for mb in micro_batches(rec) for e in mb["episodes"]]
-            by_step.setdefault(rec.get("step", -1), []).append(eps)
+            by_step.setdefault(rec["step"], []).append(eps)
+            total = counts.setdefault(rec["step"], [0, 0])
+            total[0] += rec.get("tokens", 0) if type(rec.get("tokens")) is int else 0
+            total[1] += rec.get("supervised", 0) if type(rec.get("supervised")) is int else 0
     missing = [s for s in range(1, history.last_step + 1) if len(by_step.get(s, [])) < world]
     if missing:
-        rep.errors.append(f"steps missing from the audit: {_ranges(missing)} (the run reached step {history.last_step})")
+        rep.errors.append(f"steps missing from the audit: {_ranges(missing)} "
+                          f"(the run reached step {history.last_step})")
+    if history.ended_at is not None and by_step and max(by_step) > history.ended_at:
+        rep.errors.append(f"step {max(by_step)} is in the audit, but the run ended at step {history.ended_at} "
+                          "(events.jsonl): records were added after the end")
     for step, named in sorted(history.steps.items()):
         got = [e for eps in by_step.get(step, []) for e in eps]
         if step in by_step and got != named:
             rep.errors.append(f"step {step}: the audit's episodes differ from the step event's "
                               f"({len(got)} vs {len(named)} ids, or another order)")
+        elif step in by_step and tuple(counts[step]) != history.counts[step]:
+            rep.errors.append(f"step {step}: the audit's tokens and supervised tokens {tuple(counts[step])} differ "
+                              f"from the step event's {history.counts[step]}")
 
 
 def _ranges(steps: list[int]) -> str:

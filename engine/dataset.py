@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .dataset_writer import episode_tail as episode_tail
 from .dataset_writer import split_tail as split_tail
 from .dataset_writer import write_json as write_json
 from .episode import Episode
+from .errors import MyptError
 from .layout import DATASET_FORMAT as FORMAT
 from .layout import EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE, TOKENS_FILE
 from .tokenizer import Tokenizer, TokenizerError, from_state
@@ -161,16 +162,20 @@ class EpisodeSplit:
                     raise DatasetError(f"{path}: more lines than the {n} episodes in {INDEX_FILE}")
                 try:
                     rec = jsonio.loads(raw)
-                    idx, tokens = rec["index"], rec["tokens"]
-                    ids.append(str(rec["id"]))
-                    hashes.append(str(rec["sha256"]))
-                    meta = rec.get("meta") or {}
+                    idx, tokens, meta = rec["index"], rec["tokens"], rec.get("meta") or {}
+                    wrong = [key for key, ok in (("id", type(rec["id"]) in (str, int)),
+                                                 ("sha256", isinstance(rec["sha256"], str)),
+                                                 ("meta", isinstance(meta, dict))) if not ok]
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise DatasetError(f"{path}:{k + 1}: not an episode record ({e})") from None
+                if wrong:
+                    raise DatasetError(f"{path}:{k + 1}: not an episode record (\"{wrong[0]}\" has the wrong type)")
+                ids.append(str(rec["id"]))
+                hashes.append(rec["sha256"])
                 if type(idx) is not int or type(tokens) is not int or idx != k or tokens != self.lengths[k]:
                     raise DatasetError(f"{path}:{k + 1}: says index {idx} with {tokens} tokens, but "
                                        f"{INDEX_FILE} has episode {k} with {self.lengths[k]} tokens")
-                fam = _family(meta) if isinstance(meta, dict) else "all"
+                fam = _family(meta)
                 families.append(interned.setdefault(fam, fam))
                 offsets[k] = pos
                 pos += len(raw)
@@ -230,6 +235,13 @@ class EpisodeSplit:
                                        f"{int(chunk[bad[0]])}, outside the model's vocabulary of {vocab_size} ids "
                                        "(a damaged file, or another tokenizer)")
 
+    def check_mask(self) -> None:
+        """Every mask byte 0 or 1 (DatasetError naming the file and byte otherwise)."""
+        at = _first(self.mask, lambda chunk: chunk > 1)
+        if at is not None:
+            raise DatasetError(f"{self.folder / MASK_FILE}: byte {at} is {int(self.mask[at])}, but a loss mask "
+                               "holds only 0 and 1 (a damaged file)")
+
     def find(self, episode_id: str) -> int | None:
         """Index of the episode with this id, or None."""
         try:
@@ -247,6 +259,15 @@ class EpisodeSplit:
         except ValueError:
             return None
         return i if 0 <= i < len(self) else None
+
+
+def _first(values: np.ndarray, bad: Callable[[np.ndarray], np.ndarray]) -> int | None:
+    """Position of the first value where `bad` holds, scanning a bounded chunk at a time."""
+    for start in range(0, len(values), _CHUNK_TOKENS):
+        hits = np.flatnonzero(bad(np.asarray(values[start:start + _CHUNK_TOKENS])))
+        if len(hits):
+            return start + int(hits[0])
+    return None
 
 
 class Dataset:

@@ -6,6 +6,7 @@ token ids, episode ends, supervised counts, the sidecar. `tests/test_episode_dat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -58,8 +59,10 @@ def _check_split(ds: Dataset, split: EpisodeSplit, tok: Tokenizer | None) -> lis
     out.append(Check(f"{name}: mask values are 0/1", bad_mask == 0,
                      f"{bad_mask} mask bytes are neither 0 nor 1" if bad_mask else f"{len(split.mask)} bytes"))
     if tok is not None:
-        out.append(Check(f"{name}: token ids below the model vocabulary", top_id < tok.model_vocab_size,
-                         f"largest id {top_id}, vocabulary {tok.model_vocab_size}"))
+        vocab = tok.model_vocab_size
+        out.append(Check(f"{name}: token ids below the model vocabulary", top_id < vocab,
+                         f"largest id {top_id}, vocabulary {vocab}" if top_id < vocab
+                         else _first_problem(lambda: split.check_token_range(vocab))))
     if eot is not None:
         out.append(Check(f"{name}: every episode ends with <myPT_eot>", not bad_end,
                          f"{n_bad_end} do not (first: {bad_end}); is the index aligned with the tokens?"
@@ -80,3 +83,12 @@ def _check_split(ds: Dataset, split: EpisodeSplit, tok: Tokenizer | None) -> lis
         except DatasetError as e:
             out.append(Check(f"{name}: episodes.jsonl matches the index", False, str(e)))
     return out
+
+
+def _first_problem(check: Callable[[], None]) -> str:
+    """What a check says about the first bad value: the file and its position."""
+    try:
+        check()
+    except DatasetError as e:
+        return str(e)
+    return ""

@@ -91,6 +91,9 @@ class SplitFiles:
 def part_folders(folder: Path) -> list[Path]:
     """The split folder, or its shard_* folders in order."""
     shards = sorted(p for p in folder.glob("shard_*") if p.is_dir())
+    if shards and (folder / INDEX_FILE).exists():
+        raise DatasetError(f"{folder}: holds both shard_* folders and its own {INDEX_FILE}: a split is one or "
+                           "the other (a damaged or mixed dataset)")
     return shards or [folder]
 
 
@@ -130,7 +133,7 @@ def open_files(folder: Path, metadata: dict[str, Any], name: str) -> SplitFiles 
 def _check_counts(folder: Path, metadata: dict[str, Any], name: str, rows: int, n_tokens: int) -> None:
     expected = _count(metadata, f"num_{name}_episodes")
     if expected is not None and expected != rows:
-        if rows == 0:
+        if rows == 0 and not (folder / INDEX_FILE).exists():
             raise DatasetError(f"{folder}: missing, but {METADATA_FILE} says {expected} {name} episodes")
         raise DatasetError(f"{folder / INDEX_FILE}: {rows} episodes, but {METADATA_FILE} says {expected}")
     want = _count(metadata, f"num_{name}_tokens")
@@ -154,6 +157,8 @@ def _open_part(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, A
     for p in paths.values():
         if not p.exists():
             raise DatasetError(f"{p}: missing")
+        if not p.is_file():
+            raise DatasetError(f"{p}: not a file")
     sizes = {f: p.stat().st_size for f, p in paths.items()}
     if sizes[INDEX_FILE] % 16:
         raise DatasetError(f"{paths[INDEX_FILE]}: {sizes[INDEX_FILE]} bytes is not a whole number of "

@@ -11,40 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Union
 
 from . import jsonio
+from .errors import shown
+from .layout import SkipReason as SkipReason  # the skip categories, part of the dataset format
 
 INPUT_SUFFIXES = (".jsonl", ".json")
-
-
-class SkipReason(str, Enum):
-    """Why an episode is rejected, as the category prepare counts it: the values are the keys of
-    `skipped.by_reason` in dataset_metadata.json, so they are part of the dataset format."""
-
-    NOT_UTF8 = "not valid UTF-8"
-    INVALID_JSON = "invalid JSON"
-    TOO_DEEP = "JSON nested too deeply"
-    NOT_OBJECT = "not a JSON object"
-    NO_MESSAGES = "no messages"
-    MALFORMED_MESSAGE = "malformed message"
-    UNKNOWN_ROLE = "unknown role"
-    MISPLACED_SYSTEM = "misplaced system message"
-    MISPLACED_CONTEXT = "misplaced context"
-    CONTENT_NOT_STRING = "content is not a string"
-    FIELD_NOT_STRING = "field is not a string"
-    EMPTY_CONTENT = "empty content"
-    TOOL_CALL = "invalid tool call"
-    TOOL_CALL_JSON = "invalid tool-call JSON"
-    NO_ASSISTANT = "no assistant turn"
-    INVALID_ID = "invalid episode_id"
-    INVALID_META = "invalid meta"
-    NO_SUPERVISED = "no supervised tokens"  # rendered, but the mask trains on nothing (prepare)
-    DUPLICATE_ID = "duplicate episode_id"  # found by prepare across the whole input
-    OTHER = "other"  # an input that cannot be read at all (prepare refuses it before reading)
 
 
 @dataclass(frozen=True)
@@ -139,17 +116,11 @@ class BadEpisode(ValueError):
 
 
 def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
-    canon = {
-        "system": system,
-        "messages": [
-            {k: v for k, v in (
-                ("role", m.role), ("content", m.content), ("name", m.name), ("context", m.context),
-                ("think", m.think), ("cite", m.cite),
-                ("tool_calls", [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls] or None),
-            ) if v is not None}
-            for m in messages
-        ],
-    }
+    canon = {"system": system, "messages": [
+        {k: v for k, v in (("role", m.role), ("content", m.content), ("name", m.name), ("context", m.context),
+                           ("think", m.think), ("cite", m.cite),
+                           ("tool_calls", [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls] or None))
+         if v is not None} for m in messages]}
     raw = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -159,14 +130,19 @@ def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
 def input_files(path: str | Path) -> list[Path]:
     """The files an input names: itself, or every .jsonl/.json under a folder, sorted."""
     p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in INPUT_SUFFIXES)
+    if p.is_dir():  # os.walk, unlike rglob, reports a folder it may not read instead of skipping it
+        files = sorted(Path(top, name) for top, _, names in os.walk(p, onerror=_raise) for name in names
+                       if Path(name).suffix in INPUT_SUFFIXES and Path(top, name).is_file())
         if not files:
             raise FileNotFoundError(f"{p}: folder has no .jsonl or .json files")
         return files
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
     return [p]
+
+
+def _raise(e: OSError) -> None:
+    raise e
 
 
 def read_episodes(path: str | Path) -> Iterator[Union[Episode, EpisodeError]]:
@@ -197,11 +173,12 @@ def _read_file(f: Path, label: str) -> Iterator[Union[Episode, EpisodeError]]:
 def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] | None:
     """A .json file holding one episode or a list of them; None when it is JSON lines."""
     try:
-        obj = jsonio.loads(f.read_bytes().decode("utf-8-sig"))  # -sig: a BOM is not part of the JSON
+        # -sig: a BOM is not part of the JSON; each item's depth is checked on its own below
+        obj = jsonio.loads(f.read_bytes().decode("utf-8-sig"), max_depth=sys.maxsize)
     except UnicodeDecodeError as e:
         return [EpisodeError(Source(label, 1), f"not valid UTF-8 (byte {e.start + 1})", SkipReason.NOT_UTF8)]
-    except jsonio.JsonTooDeep as e:
-        return [EpisodeError(Source(label), str(e), SkipReason.TOO_DEEP)]
+    except jsonio.JsonTooDeep:
+        return [EpisodeError(Source(label), f"JSON nested more than {jsonio.MAX_DEPTH} deep", SkipReason.TOO_DEEP)]
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
             return None
@@ -212,6 +189,8 @@ def _read_json_file(f: Path, label: str) -> list[Union[Episode, EpisodeError]] |
     for i, item in enumerate(items, 1):
         source = Source(label, item=i) if isinstance(obj, list) else Source(label)
         try:
+            if jsonio.depth(item) > jsonio.MAX_DEPTH:  # one deep item costs only itself
+                raise BadEpisode(SkipReason.TOO_DEEP, f"JSON nested more than {jsonio.MAX_DEPTH} deep")
             out.append(parse_episode(item, source))
         except BadEpisode as e:
             out.append(e.at(source))
@@ -279,7 +258,7 @@ def _messages(raw: Any, top_system: Any) -> tuple[str | None, list[Message]]:
         role = m.get("role")
         if role not in MYPT_OPENAI_ROLES:
             raise BadEpisode(SkipReason.UNKNOWN_ROLE,
-                             f"{where}: unknown role {role!r} (expected one of {', '.join(MYPT_OPENAI_ROLES)})")
+                             f"{where}: unknown role {shown(role)} (expected one of {', '.join(MYPT_OPENAI_ROLES)})")
         where = f"{where} ({role})"
         if role == "system":
             if messages or system is not None:
@@ -290,7 +269,7 @@ def _messages(raw: Any, top_system: Any) -> tuple[str | None, list[Message]]:
             messages.append(Message("user", _text(m.get("content"), where),
                                     context=_opt_text(m.get("context"), f"{where} context")))
         elif role == "assistant":
-            calls = tuple(_openai_call(c, f"{where} tool call {j}") for j, c in enumerate(m.get("tool_calls") or (), 1))
+            calls = tuple(_openai_call(c, f"{where} tool call {j}") for j, c in enumerate(_calls(m, where), 1))
             if "name" in m and "arguments" in m and not calls:
                 calls = (_call(m.get("name"), m.get("arguments"), where),)
             content = m.get("content")
@@ -306,7 +285,8 @@ def _messages(raw: Any, top_system: Any) -> tuple[str | None, list[Message]]:
             messages.append(Message("assistant", _text(content, where) if content else "", tool_calls=(call,),
                                     think=_opt_text(m.get("think"), f"{where} think")))
         elif role in ("toolresult", "tool"):
-            messages.append(Message("toolresult", _result_text(m.get("content"), where), name=m.get("name")))
+            messages.append(Message("toolresult", _result_text(m.get("content"), where),
+                                    name=_opt_text(m.get("name"), f"{where} name")))
         else:  # assistant_context
             messages.append(Message("assistant_context", _text(m.get("content"), where)))
     return system, messages
@@ -327,7 +307,7 @@ def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
         who = m.get("from")
         if who not in SHAREGPT_ROLES:
             raise BadEpisode(SkipReason.UNKNOWN_ROLE,
-                             f"{where}: unknown role {who!r} (expected one of {', '.join(SHAREGPT_ROLES)})")
+                             f"{where}: unknown role {shown(who)} (expected one of {', '.join(SHAREGPT_ROLES)})")
         where = f"{where} ({who})"
         value = m.get("value")
         if who == "system":
@@ -353,6 +333,16 @@ def _sharegpt(raw: Any) -> tuple[str | None, list[Message]]:
         else:  # observation
             messages.append(Message("toolresult", _result_text(value, where)))
     return system, messages
+
+
+def _calls(m: dict, where: str) -> list:
+    """An OpenAI assistant message's `tool_calls`: absent or null is none, anything but a list is wrong."""
+    calls = m.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise BadEpisode(SkipReason.TOOL_CALL, f'{where}: "tool_calls" must be a list, got {type(calls).__name__}')
+    return calls
 
 
 def _openai_call(c: Any, where: str) -> ToolCall:

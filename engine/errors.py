@@ -9,6 +9,7 @@ write its traceback to a log file and say where.
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 
 class MyptError(Exception):
@@ -43,3 +44,7 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError):
         return "out of memory: use a smaller batch_size or block_size (see Troubleshooting in the README)"
     return None
+def shown(value: Any, limit: int = 40) -> str:
+    """A value quoted in a message: its repr, cut short (a hostile input may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

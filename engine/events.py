@@ -164,7 +164,22 @@ def from_dict(d: dict[str, Any]) -> Event:
     types = {f.name: str(f.type) for f in fields(cls)}
     kw = {k: (float(v) if isinstance(v, str) and "float" in types[k] else v)
           for k, v in d.items() if k in types}
+    wrong = [k for k, v in kw.items() if not _fits(v, types[k])]
+    if wrong:  # a damaged or forged line: readers compare and sort these values
+        raise ValueError(f"event field {wrong[0]!r} has the wrong type")
     return cls(**kw)
+
+
+_KINDS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: type(v) is int, "float": lambda v: type(v) in (int, float), "str": lambda v: type(v) is str,
+    "bool": lambda v: type(v) is bool, "None": lambda v: v is None, "dict[str, Any]": lambda v: type(v) is dict,
+    "list[str]": lambda v: type(v) is list and all(type(x) is str for x in v)}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a value read from a file fits a field's annotation ("int | None", "list[str]"...)."""
+    kinds = [a.strip() for a in annotation.split("|")]
+    return any(_KINDS.get(k, lambda v: True)(value) for k in kinds)
 
 
 class JsonlSink:

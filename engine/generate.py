@@ -12,14 +12,20 @@ dropped and the rest re-run (positions restart at 0, as they would for that text
 from __future__ import annotations
 
 import codecs
+import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from .errors import MyptError
 from .model import GPT
 from .tokenizer import Tokenizer
+
+
+class GenerateError(MyptError, ValueError):
+    """Generation cannot go on (a model whose output is not a number)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class SamplingConfig:
     seed: int | None = None  # the same seed, model and prompt give the same reply
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
@@ -42,6 +52,8 @@ class SamplingConfig:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.seed is not None and not -2**63 <= self.seed < 2**64:
+            raise ValueError(f"seed must fit in 64 bits, got {self.seed}")
 
 
 # MyPT's generator settings, so its users find the same behaviour under the same names.
@@ -83,7 +95,8 @@ def next_token(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.
         logits = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
     if sampling.temperature == 0:
         return int(torch.argmax(logits))
-    logits = logits / sampling.temperature
+    # shifted so the largest is 0 first: a tiny temperature then sends the rest to -inf, never to nan
+    logits = (logits - logits.max()) / sampling.temperature
     if sampling.top_k is not None and sampling.top_k < logits.numel():
         kth = torch.topk(logits, sampling.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -139,7 +152,11 @@ def generate(model: GPT, prompt_ids: Iterable[int], sampling: SamplingConfig, *,
                 new = ctx if cache is None else ctx[cache.pos:]  # with a cache: only what it lacks
                 idx = torch.tensor([new], dtype=torch.long, device=device)
                 h = model.hidden(idx, kv_cache=cache)[0, -1]
-                token = next_token(model.head(h), sampling, generator, seen)
+                logits = model.head(h)
+                if torch.isnan(logits).any():
+                    raise GenerateError("the model's output is not a number (nan): its weights are damaged, "
+                                        "or it was saved from a run whose loss became nan")
+                token = next_token(logits, sampling, generator, seen)
                 if token not in stop_ids:
                     seen[token] = True
             yield token

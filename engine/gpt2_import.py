@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint.native import CheckpointError, _read_json, _safe_torch_load, save_checkpoint
+from .checkpoint.native import CheckpointError, _read_json, _safe_torch_load, check_fits, save_checkpoint
+from .errors import shown
 from .model import GPT, GPTConfig
 from .tokenizer import GPT2_BASE_VOCAB, GPT2_MODEL_VOCAB, gpt2
 
@@ -43,11 +44,15 @@ def read_hf_config(folder: Path) -> GPTConfig:
         if not ok:
             raise GPT2ImportError(f"{f}: {why}")
 
-    need(hf.get("model_type", "gpt2") == "gpt2", f"model_type is {hf.get('model_type')!r}, expected 'gpt2'")
+    need(hf.get("model_type", "gpt2") == "gpt2", f"model_type is {shown(hf.get('model_type'))}, expected 'gpt2'")
     need(hf.get("vocab_size") == GPT2_BASE_VOCAB,
-         f"vocab_size is {hf.get('vocab_size')}, expected GPT-2's {GPT2_BASE_VOCAB} (mypt's gpt2 tokenizer)")
+         f"vocab_size is {shown(hf.get('vocab_size'))}, expected GPT-2's {GPT2_BASE_VOCAB} (mypt's gpt2 tokenizer)")
+    for key, default in (("layer_norm_epsilon", 1e-5), ("resid_pdrop", 0.1), ("n_embd", 768), ("n_inner", None)):
+        value = hf.get(key, default)
+        need(value is None or type(value) in (int, float), f"{key} must be a number, got {shown(value)}")
     act = hf.get("activation_function", "gelu_new")
-    need(act in ACTIVATIONS, f"activation_function {act!r} is not supported (use one of {', '.join(ACTIVATIONS)})")
+    need(isinstance(act, str) and act in ACTIVATIONS,
+         f"activation_function {shown(act)} is not supported (use one of {', '.join(ACTIVATIONS)})")
     need(abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) < 1e-12, "layer_norm_epsilon must be 1e-05")
     need(hf.get("scale_attn_weights", True), "scale_attn_weights = false is not supported")
     need(not hf.get("scale_attn_by_inverse_layer_idx", False), "scale_attn_by_inverse_layer_idx is not supported")
@@ -58,22 +63,24 @@ def read_hf_config(folder: Path) -> GPTConfig:
                          block_size=hf.get("n_positions", hf.get("n_ctx", 1024)), vocab_size=GPT2_MODEL_VOCAB,
                          dropout=float(hf.get("resid_pdrop", 0.1)), bias=True, mlp_type=ACTIVATIONS[act],
                          tie_weights=bool(hf.get("tie_word_embeddings", True)))
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise GPT2ImportError(f"{f}: {e}") from None
 
 
 def read_hf_weights(folder: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The state dict and the file(s) it came from; .bin files only through weights_only loading."""
-    from safetensors.torch import load_file
-
-    single, index, binary = folder / "model.safetensors", folder / "model.safetensors.index.json", folder / "pytorch_model.bin"
+    single, binary = folder / "model.safetensors", folder / "pytorch_model.bin"
+    index = folder / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(str(single)), [single.name]
+        return _load_safetensors(folder, single.name), [single.name]
     if index.is_file():
-        files = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        weight_map = _read_json(index).get("weight_map", {})
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise GPT2ImportError(f'{index}: "weight_map" must map each weight to a file name')
+        files = sorted(set(weight_map.values()))
         sd: dict[str, torch.Tensor] = {}
         for name in files:
-            sd.update(load_file(str(folder / name)))
+            sd.update(_load_safetensors(folder, name))
         return sd, files
     if binary.is_file():
         sd = _safe_torch_load(binary)
@@ -81,6 +88,24 @@ def read_hf_weights(folder: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
             raise GPT2ImportError(f"{binary}: expected a state dict")
         return sd, [binary.name]
     raise GPT2ImportError(f"{folder} has no model.safetensors (nor model.safetensors.index.json, pytorch_model.bin)")
+
+
+def _load_safetensors(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    """One safetensors file of the model folder (GPT2ImportError naming it when it cannot be read)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    f = folder / name
+    if folder.resolve() not in f.resolve().parents:  # a weight_map naming ../ or an absolute path
+        raise GPT2ImportError(f"{folder}: the weights file {name!r} is not inside the model folder")
+    try:
+        with open(f, "rb"):  # safetensors words a file it may not open as missing
+            pass
+        return load_file(str(f))
+    except OSError as e:
+        raise GPT2ImportError(f"{f} cannot be read: {e.strerror or e}") from None
+    except SafetensorError as e:
+        raise GPT2ImportError(f"{f} cannot be read: {e}") from None
 
 
 def convert_hf_state(hf: dict[str, torch.Tensor], cfg: GPTConfig, *, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -125,10 +150,18 @@ def import_gpt2(src: str | Path, out: str | Path, *, seed: int = 0) -> Path:
         raise GPT2ImportError(f"{out} already exists: choose another --output or remove it first")
     cfg = read_hf_config(src)
     hf, files = read_hf_weights(src)
+    try:
+        state = convert_hf_state(hf, cfg, seed=seed)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise GPT2ImportError(f"{src}: the weights do not match its config.json: {e}") from None
+    try:
+        check_fits(cfg, state, src / "config.json", src / files[0])  # before a model of that size is allocated
+    except CheckpointError as e:
+        raise GPT2ImportError(f"{src}: the weights do not match its config.json: {e}") from None
     model = GPT(cfg)
     try:
-        model.load_weights(convert_hf_state(hf, cfg, seed=seed))
-    except (KeyError, ValueError) as e:
+        model.load_weights(state)
+    except ValueError as e:
         raise GPT2ImportError(f"{src}: the weights do not match its config.json: {e}") from None
     source = {"kind": "huggingface_gpt2", "folder": str(src.resolve()), "files": files,
               "new_rows": f"{GPT2_BASE_VOCAB}-{cfg.vocab_size - 1}: mean of GPT-2's rows + N(0, "

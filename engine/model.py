@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .layout import MLP_TYPES, NORM_TYPES, POS_ENCODINGS
+from .layout import MAX_BLOCK_SIZE, MAX_EMBD, MAX_HEADS, MAX_LAYERS, MAX_VOCAB, MLP_TYPES, NORM_TYPES, POS_ENCODINGS
 
 # gelu: exact GELU (nanoGPT, MyPT); gelu_tanh: GPT-2's tanh approximation (imported GPT-2
 # weights were trained with it); swiglu: gated SiLU MLP (LLaMA, MyPT's modern variant).
@@ -64,9 +64,10 @@ class GPTConfig:
                 setattr(self, f.name, value)
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
                 raise ValueError(f"model config key {f.name!r} must be {f.type}, got {value!r}")
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"model config key {key!r} must be at least 1, got {getattr(self, key)}")
+        for key, top in (("n_layer", MAX_LAYERS), ("n_head", MAX_HEADS), ("n_embd", MAX_EMBD),
+                         ("block_size", MAX_BLOCK_SIZE), ("vocab_size", MAX_VOCAB)):
+            if not 1 <= getattr(self, key) <= top:  # a bad file must not make us allocate terabytes
+                raise ValueError(f"model config key {key!r} must be from 1 to {top}, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model config key 'dropout' must be in [0, 1), got {self.dropout}")
         for key, allowed in (("pos_encoding", POS_ENCODINGS), ("mlp_type", MLP_TYPES), ("norm_type", NORM_TYPES)):
@@ -77,8 +78,8 @@ class GPTConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.pos_encoding == "rope" and self.head_dim % 2:
             raise ValueError(f"rope needs an even head size, got n_embd/n_head = {self.head_dim}")
-        if self.rope_theta <= 0 or self.rope_scale <= 0:
-            raise ValueError("rope_theta and rope_scale must be positive")
+        if not (0 < self.rope_theta < math.inf and 0 < self.rope_scale < math.inf):
+            raise ValueError("rope_theta and rope_scale must be positive and finite")
 
     @property
     def head_dim(self) -> int:

@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import jsonio
 from .episode import Episode, Message, ToolCall
 from .tokenizer import Tokenizer, tag_name
 
@@ -195,11 +196,11 @@ def parse_tool_call(text: str) -> ToolCall | str:
     Accepts `{"name": N, "arguments": {...}}` and MyPT's flat `{"name": N, "param": value}`.
     """
     try:
-        obj = json.loads(text)
+        obj = jsonio.loads(text)
     except json.JSONDecodeError as e:
         return f"tool call is not valid JSON: {e.msg}"
-    except RecursionError:
-        return "tool call is JSON nested too deeply"
+    except jsonio.JsonTooDeep:
+        return f"tool call is JSON nested too deeply (more than {jsonio.MAX_DEPTH} levels)"
     if not isinstance(obj, dict):
         return "tool call must be a JSON object"
     name = obj.get("name")
@@ -208,11 +209,11 @@ def parse_tool_call(text: str) -> ToolCall | str:
     args = obj["arguments"] if "arguments" in obj else {k: v for k, v in obj.items() if k != "name"}
     if isinstance(args, str):
         try:
-            args = json.loads(args)
+            args = jsonio.loads(args)
         except json.JSONDecodeError as e:
             return f"tool-call arguments are not valid JSON: {e.msg}"
-        except RecursionError:
-            return "tool-call arguments are JSON nested too deeply"
+        except jsonio.JsonTooDeep:
+            return f"tool-call arguments are JSON nested too deeply (more than {jsonio.MAX_DEPTH} levels)"
     if not isinstance(args, dict):
         return "tool-call arguments must be a JSON object"
     return ToolCall(name, args)

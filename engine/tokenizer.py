@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable
 
-from .errors import MyptError
+from .errors import MyptError, shown
 
 # The 19 tags, in id order. For gpt2 their ids are 50257..50275 (MyPT's pinned ids).
 TAGS: tuple[str, ...] = (
@@ -196,21 +196,35 @@ def load_tokenizer(tokenization: str, chars: Iterable[str] = ()) -> Tokenizer:
 
 
 def from_state(state: dict) -> Tokenizer:
-    """Rebuild the tokenizer a dataset or checkpoint was made with, and check it is the same."""
+    """Rebuild the tokenizer a dataset or checkpoint was made with, and check it is the same.
+    A state of the wrong shape (it comes from a file) is a TokenizerError naming the field."""
+    if not isinstance(state, dict):
+        raise TokenizerError(f"the tokenizer state must be a JSON object, got {type(state).__name__}")
     kind = state.get("tokenization") or state.get("token_kind")  # token_kind: MyPT's tokenizer.json
     if kind == "char":
-        tok: Tokenizer = CharTokenizer(state.get("chars", ()))
-        if "chars" in state and tok.chars != list(state["chars"]):
+        chars = state.get("chars")
+        if chars is not None and not (isinstance(chars, list) and all(isinstance(c, str) for c in chars)):
+            raise TokenizerError('the tokenizer state\'s "chars" must be a list of characters')
+        tok: Tokenizer = CharTokenizer(chars or ())
+        if chars is not None and tok.chars != chars:
             # A MyPT char vocabulary without our base characters: keep its ids exactly.
-            tok = _exact_char_tokenizer(list(state["chars"]))
+            tok = _exact_char_tokenizer(chars)
     elif kind == "gpt2":
         tok = gpt2()
     else:
-        raise TokenizerError(f"unknown tokenization {kind!r} in tokenizer state (expected gpt2 or char)")
+        raise TokenizerError(f"unknown tokenization {shown(kind)} in tokenizer state (expected gpt2 or char)")
     specials = state.get("special_tokens")
+    if specials is not None and not (isinstance(specials, dict) and all(map(_is_id, specials.values()))):
+        raise TokenizerError('the tokenizer state\'s "special_tokens" must map each tag to an integer id')
     if specials and {k: int(v) for k, v in specials.items()} != tok.tag_ids:
         raise TokenizerError("tokenizer state has tag ids that differ from mypt's fixed ids")
     return tok
+
+
+def _is_id(value: object) -> bool:
+    """A token id as a state file may write it: an integer, or its digits as text."""
+    return (type(value) is int or isinstance(value, str) and value.isascii() and value.isdigit()
+            and len(value) < 20)
 
 
 def _exact_char_tokenizer(chars: list[str]) -> CharTokenizer:

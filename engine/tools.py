@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .errors import shown
+
 # The calculator's bounds: inputs a person would type, results a model can read back.
 MAX_EXPRESSION_CHARS = 200
 MAX_NODES = 100  # numbers and operators in one expression
@@ -81,15 +83,16 @@ class ToolRegistry:
         tool = self.tools.get(name)
         if tool is None:
             known = ", ".join(self.names()) or "none"
-            return ToolResult(name, error_json(f"unknown tool {name!r} (tools: {known})"), False)
+            return ToolResult(name, error_json(f"unknown tool {shown(name)} (tools: {known})"), False)
         if not isinstance(arguments, Mapping):
             return ToolResult(name, error_json(f"{name}: arguments must be a JSON object"), False)
         missing = [p for p in tool.parameters if p not in arguments]
         extra = sorted(k for k in arguments if k not in tool.parameters)
-        if missing or extra:
+        if missing or extra:  # a model may send thousands of arguments: the answer names a few
             want = ", ".join(f'"{p}"' for p in tool.parameters)
-            what = (f"missing {', '.join(repr(m) for m in missing)}" if missing
-                    else f"unexpected {', '.join(repr(e) for e in extra)}")
+            names = missing or extra
+            what = (f"{'missing' if missing else 'unexpected'} {', '.join(shown(m) for m in names[:3])}"
+                    + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
             return ToolResult(name, error_json(f"{name} takes {want}: {what}"), False)
         try:
             value = tool.run(**arguments)

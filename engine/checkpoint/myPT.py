@@ -15,7 +15,7 @@ import torch
 
 from ..model import GPT, GPTConfig, normalize_key
 from ..tokenizer import TokenizerError, from_state
-from .native import Checkpoint, CheckpointError, _read_json, _safe_torch_load
+from .native import Checkpoint, CheckpointError, _read_json, _safe_torch_load, check_fits
 
 MYPT_FORMAT = "myPT_folder"  # meta["format"] of a checkpoint read from a MyPT folder
 
@@ -93,7 +93,8 @@ def load_myPT(path: Path) -> Checkpoint:
     sd = obj["state_dict"] if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) else obj
     training = _read_json(source / "training_state.json") if (source / "training_state.json").is_file() else {}
     optimizer = source / str(training.get("optimizer_file") or "optimizer.pt")
-    return _checkpoint(source, source / "model.pt", raw, sd, _myPT_tokenizer_file(source), training.get("step"),
+    return _checkpoint(source, source / "model.pt", source / "config.json", raw, sd, _myPT_tokenizer_file(source),
+                       training.get("step"),
                        {"file": str(optimizer)} if optimizer.is_file() else None)
 
 
@@ -104,12 +105,12 @@ def _load_legacy(f: Path) -> Checkpoint:
             or not isinstance(obj.get("config"), dict):
         raise CheckpointError(f"{f}: not a MyPT checkpoint (expected model_state_dict and config)")
     optimizer = obj.get("optimizer_state_dict")
-    return _checkpoint(f, f, obj["config"], obj["model_state_dict"], obj.get("tokenizer"), obj.get("step"),
+    return _checkpoint(f, f, f, obj["config"], obj["model_state_dict"], obj.get("tokenizer"), obj.get("step"),
                        {"file": str(f), "key": "optimizer_state_dict"} if isinstance(optimizer, dict) else None)
 
 
-def _checkpoint(path: Path, weights: Path, raw: dict, sd: object, tokenizer: dict | None, step: object,
-                optimizer: dict | None) -> Checkpoint:
+def _checkpoint(path: Path, weights: Path, config_file: Path, raw: dict, sd: object, tokenizer: dict | None,
+                step: object, optimizer: dict | None) -> Checkpoint:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{weights}: expected a state dict of tensors")
     state_dict = map_myPT_keys(sd, weights)
@@ -123,13 +124,15 @@ def _checkpoint(path: Path, weights: Path, raw: dict, sd: object, tokenizer: dic
     try:
         config = GPTConfig.from_dict(cfg_dict)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: config: {e}") from None
+        raise CheckpointError(f"{config_file}: {e}") from None
+    check_fits(config, state_dict, config_file, weights, whole=False)
     if has_block_bias:
         with torch.device("meta"):
             expected = GPT(config).state_dict()
         for k, v in expected.items():
             if k.endswith(".bias") and k not in state_dict and not k.startswith("lm_head."):
                 state_dict[k] = torch.zeros(v.shape, dtype=next(iter(state_dict.values())).dtype)
+    check_fits(config, state_dict, config_file, weights)
     tokenizer_state = _myPT_tokenizer(path, tokenizer, config)
     meta = {
         "format": MYPT_FORMAT,
@@ -168,4 +171,5 @@ def _myPT_tokenizer(path: Path, state: dict | None, config: GPTConfig) -> dict:
     try:
         return from_state(state).state()
     except (TokenizerError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: tokenizer: {e}") from None
+        where = path / "tokenizer.json" if (path / "tokenizer.json").is_file() else path
+        raise CheckpointError(f"{where}: {e}") from None

@@ -16,9 +16,10 @@ checkpoint. Loading never unpickles arbitrary objects: weights come from safeten
 from __future__ import annotations
 
 import json
-import re
+import math
 import os
 import pickle
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .. import jsonio
 from ..atomic import fsync_path, replace_folder
 from ..errors import MyptError
 from ..layout import META_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
@@ -71,8 +73,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
                     train_state: dict | None = None, dtype: str | None = None) -> Path:
     """Write a checkpoint folder atomically; an existing folder of that name is replaced whole.
     `dtype` ("fp32", "bf16", "fp16") is what the floating-point weights are stored as."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     gpt = unwrap(model)
     clash = sorted(set(extra or {}) & set(RESERVED_META))
@@ -98,31 +98,40 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, tokenizer_state
         weights = gpt.weights_for_saving()
         if dtype is not None:
             weights = {k: v.to(SAVE_DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
-        _save_weights(save_file, weights, tmp / WEIGHTS_FILE, path / WEIGHTS_FILE)
+        _write_weights(weights, tmp / WEIGHTS_FILE, path)
         (tmp / META_FILE).write_text(meta_text + "\n", encoding="utf-8")
         if train_state is not None:
-            torch.save(train_state, tmp / TRAIN_STATE_FILE)
+            try:
+                torch.save(train_state, tmp / TRAIN_STATE_FILE)
+            except RuntimeError as e:  # torch reports a failed write (disk full) as a RuntimeError
+                raise CheckpointError(f"{path}: the training state could not be written "
+                                      f"({str(e).splitlines()[0]}): is the disk full?") from None
         for f in tmp.iterdir():
             fsync_path(f)
         fsync_path(tmp)
         replace_folder(tmp, path, aside=path.parent / f".mypt-tmp-old-{path.name}-{uuid.uuid4().hex[:8]}")
+    except OSError as e:  # a full disk, a size limit: name the checkpoint, not our temp folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _save_weights(save_file: Any, weights: dict, tmp: Path, final: Path) -> None:
-    """safetensors reports a failed write (a full disk, a size limit) as a SafetensorError with the
-    OS error in its text: turn it back into the OSError it is, naming the checkpoint being written."""
+def _write_weights(weights: dict[str, torch.Tensor], f: Path, path: Path) -> None:
+    """model.safetensors; safetensors reports a failed write (a full disk, a size limit) as its own
+    error with the OS error in its text: turn it back into the OSError it is, naming the checkpoint."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
     try:
-        save_file(weights, str(tmp), metadata={"format": "pt"})
-    except Exception as e:  # noqa: BLE001 - SafetensorError has no importable base here
-        code = re.search(r"os error (\d+)", str(e))
+        save_file(weights, str(f), metadata={"format": "pt"})
+    except SafetensorError as e:
+        code = re.search(r"(?:code: |os error )(\d+)", str(e))
         if code is None:
-            raise
-        errno = int(code.group(1))
-        raise OSError(errno, os.strerror(errno), str(final)) from e
+            raise CheckpointError(f"{path}: the weights could not be written ({e})") from None
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path / WEIGHTS_FILE)) from None
 
 
 def unwrap(model: torch.nn.Module) -> GPT:
@@ -163,8 +172,10 @@ def load_native(path: Path) -> Checkpoint:
     meta = _read_json(path / META_FILE)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path / META_FILE}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(meta.get("model_config"), dict):
+        raise CheckpointError(f"{path / META_FILE}: model_config must be an object of the model's sizes")
     try:
-        config = GPTConfig.from_dict(meta.get("model_config") or {})
+        config = GPTConfig.from_dict(meta["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / META_FILE}: model_config: {e}") from None
     if not isinstance(meta.get("tokenizer"), dict):
@@ -173,10 +184,46 @@ def load_native(path: Path) -> Checkpoint:
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
     try:
+        with open(weights, "rb"):  # safetensors words a file it may not open as missing
+            pass
         state_dict = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
+    except OSError as e:
+        raise CheckpointError(f"{weights} cannot be read: {e.strerror or e}") from None
+    except SafetensorError as e:
         raise CheckpointError(f"{weights} cannot be read: {e}") from None
+    check_fits(config, state_dict, path / META_FILE, weights)
     return Checkpoint(path, config, state_dict, meta["tokenizer"], meta, (path / TRAIN_STATE_FILE).is_file())
+
+
+def check_fits(config: GPTConfig, state_dict: dict[str, torch.Tensor], meta_file: Path, weights_file: Path,
+               whole: bool = True) -> None:
+    """The sizes a checkpoint's metadata gives, against the weights its file holds, before a model
+    of those sizes is allocated: metadata saying 10,000 layers beside a file of two would
+    otherwise ask for terabytes. `whole=False` skips the parameter total (MyPT's missing biases
+    are filled in later)."""
+    from ..model import normalize_key
+    from ..sizing import count_params
+
+    shapes = {normalize_key(k): tuple(v.shape) for k, v in state_dict.items()}
+    wte = shapes.get("transformer.wte.weight", ())
+    layers = {k.split(".")[2] for k in shapes if k.startswith("transformer.h.")}
+    odd = sorted(set(map(str, range(config.n_layer))) ^ layers, key=lambda x: (len(x), x))[:1]
+    which = f" ({'missing' if odd and odd[0] not in layers else 'unexpected'} transformer.h.{odd[0]})" if odd else ""
+    facts = [("n_layer", config.n_layer, len(layers), "layers" + which)]
+    if len(wte) == 2:
+        facts += [("vocab_size", config.vocab_size, wte[0], "token rows"), ("n_embd", config.n_embd, wte[1], "columns")]
+    if config.pos_encoding == "learned" and len(shapes.get("transformer.wpe.weight", ())) == 2:
+        facts.append(("block_size", config.block_size, shapes["transformer.wpe.weight"][0], "positions"))
+    for key, said, held, what in facts:
+        if said != held:
+            raise CheckpointError(f"{meta_file}: {key} is {said}, but {weights_file} holds {held} {what}: "
+                                  "the metadata does not describe these weights")
+    if config.tie_weights and shapes.get("lm_head.weight") == wte:
+        shapes.pop("lm_head.weight")  # a tied output layer stored beside the embedding is the same matrix
+    held = sum(math.prod(s) for s in shapes.values())
+    if whole and count_params(config) != held:
+        raise CheckpointError(f"{meta_file}: the model config makes {count_params(config):,} parameters, but "
+                              f"{weights_file} holds {held:,}: the metadata does not describe these weights")
 
 
 def load_train_state(path: str | Path) -> dict:
@@ -201,12 +248,13 @@ def _safe_torch_load(f: Path) -> Any:
 
 
 def _read_json(f: Path) -> dict:
+    """A checkpoint's JSON file, which must hold an object (CheckpointError naming the place)."""
     try:
-        obj = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}:{e.lineno}: not valid JSON: {e.msg}") from None
+        obj = jsonio.read_json(f)
+    except jsonio.JsonError as e:
+        raise CheckpointError(str(e)) from None
     except OSError as e:
-        raise CheckpointError(f"{f} cannot be read: {e}") from None
+        raise CheckpointError(f"{f} cannot be read: {e.strerror or e}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{f}: expected a JSON object")
     return obj

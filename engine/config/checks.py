@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from .. import jsonio
 from ..errors import MyptError
 from .curriculum import check_curriculum, curriculum_text
+from ..layout import MAX_PARAMS
 from .schema import FIELDS, Field
 
 
@@ -33,21 +34,36 @@ class Invalid(Exception):
     """One value is wrong; the text continues "<key> must be ..."."""
 
 
-def show(value: Any) -> str:
-    """A value as the user wrote it (TOML/JSON spelling)."""
+def too_large(f: Field, shown_value: str) -> Invalid:
+    """A size past the key's ceiling (not part of its range as shown, but never allowed)."""
+    return Invalid(f"must be at most {f.ceiling} (no model this trainer can hold is larger), got {shown_value}")
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value as the user wrote it (TOML/JSON spelling), cut short: a hostile file may hold
+    a value megabytes long, and a message quotes it."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (list, dict)):
+        text = json.dumps(value, ensure_ascii=False, default=str)[:limit + 1]
+    elif isinstance(value, int) and value.bit_length() > 4 * limit:  # str() of it may be refused, or huge
+        text = f"an integer of {value.bit_length()} bits"
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def did_you_mean(key: str, candidates: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest candidate, or "" when none is close."""
+    """' (did you mean 'x'?)' for the closest candidate, or "" when none is close (or the key is
+    too long to be a typo of one: comparing it would cost seconds)."""
+    if len(key) > 100:
+        return ""
     close = difflib.get_close_matches(key.lower(), list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -109,6 +125,8 @@ def check_value(f: Field, value: Any) -> Any:
         raise bad()
     if f.high is not None and (value > f.high or (f.high_open and value == f.high)):
         raise bad()
+    if f.ceiling is not None and value > f.ceiling:
+        raise too_large(f, show(value))
     return value
 
 
@@ -155,6 +173,8 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
     except Invalid as e:
         if f.kind == "choice":
             raise
+        if f.ceiling is not None and f.low is not None and value >= f.low:
+            raise too_large(f, repr(raw)) from e
         raise shown from e
 
 
@@ -243,6 +263,15 @@ def warmup_steps(warmup_iters: int | float, max_iters: int) -> tuple[int, float 
     return int(warmup_iters), None
 
 
+def approx_params(values: Mapping[str, Any]) -> float:
+    """Parameters of the model the values describe, roughly (12 L C^2 for the blocks, the token
+    tables, the position table): enough to refuse one that could never be allocated. Unset
+    vocab_size counts as GPT-2's."""
+    n_layer, n_embd, block = values["n_layer"], values["n_embd"], values["block_size"]
+    vocab = values["vocab_size"] or 50304
+    return float(12 * n_layer * n_embd * n_embd + 2 * vocab * n_embd + block * n_embd)
+
+
 def check_together(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     """Rules between keys (warmup_iters in steps); ConfigError names every key involved, its
     value and its origin."""
@@ -264,6 +293,11 @@ def check_together(values: Mapping[str, Any], origins: Mapping[str, str]) -> Non
         problem(("n_embd", "n_head", "pos_encoding"),
                 f"pos_encoding \"rope\" needs an even head size, but n_embd / n_head = "
                 f"{values['n_embd'] // values['n_head']}")
+    params = approx_params(values)
+    if params > MAX_PARAMS:
+        keys = ("n_layer", "n_embd", "vocab_size", "block_size")
+        problem(keys, f"{', '.join(said(k) for k in keys if values[k] is not None)} make a model of about "
+                      f"{params:.1e} parameters, more than mypt can train ({MAX_PARAMS:.0e}): lower them")
     if values["warmup_iters"] > values["max_iters"]:
         problem(("warmup_iters", "max_iters"),
                 f"{said('warmup_iters')} exceeds {said('max_iters')}: lower warmup_iters, or "

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import tomli
 
+from .. import jsonio
+from ..errors import shown
 from .checks import ConfigError, Invalid, did_you_mean, show
 from .schema import FIELDS
 from .train_config import TrainConfig, build
@@ -43,11 +45,14 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     if p.suffix not in (".toml", ".json"):
         raise ConfigError([f"{path}: a config file must end in .toml (mypt) or .json (MyPT)"])
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write is not part of the text
     except FileNotFoundError:
         raise ConfigError([f"{path}: config file not found"]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"{path}: cannot read config file: {e}"]) from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[:e.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text (at byte offset {e.start})"]) from None
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read config file: {e.strerror or e}"]) from None
     return load_config_text(text, str(p), fmt=p.suffix[1:])
 
 
@@ -67,6 +72,9 @@ def load_config_text(text: str, source: str, fmt: str = "toml") -> TrainConfig:
 
 def _key_line(text: str, key: str, fmt: str) -> int | None:
     """1-based line where `key` is set in the text, if it can be found."""
+    if len(key) > 100:  # no config key is this long: look for it as it is (a pattern of it would be slow)
+        at = text.find(key)
+        return None if at < 0 else text.count("\n", 0, at) + 1
     k = re.escape(key)
     if fmt == "toml":
         pattern = rf"^[ \t]*(?:(?:{k}|\"{k}\"|'{k}')[ \t]*[=.]|\[[ \t]*{k}[ \t]*[\].])"
@@ -85,6 +93,8 @@ def _at(text: str, key: str, fmt: str, source: str) -> str:
 def _read_toml(text: str, source: str) -> dict[str, Any]:
     try:
         data = tomli.loads(text)
+    except RecursionError:  # tomli's own limit on nesting, raised as a RecursionError
+        raise ConfigError([f"{source}:{_deep_line(text)}: invalid TOML: arrays or tables nested too deeply"]) from None
     except tomli.TOMLDecodeError as e:
         line = getattr(e, "lineno", None)
         msg = getattr(e, "msg", None) or str(e)
@@ -106,7 +116,7 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
                 hint = f" (did you mean '{_MYPT_RENAMED[key]}'?)"
             else:
                 hint = did_you_mean(key, FIELDS)
-            msg = f"unknown key '{key}'{hint}"
+            msg = f"unknown key {shown(key, 60)}{hint}"
             problems.append(f"{at}: {msg}")
             by_key[key] = msg
         else:
@@ -122,9 +132,11 @@ def _read_json(text: str, source: str) -> tuple[dict[str, Any], dict[str, str]]:
     Returns (key -> value, key -> origin for the keys spelled differently in the file).
     """
     try:
-        data = json.loads(text)
+        data = jsonio.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError([f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"]) from None
+    except jsonio.JsonTooDeep as e:
+        raise ConfigError([f"{source}:{_deep_line(text, jsonio.MAX_DEPTH)}: invalid JSON: {e}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: a JSON config must be an object {{...}} of keys"])
     problems: list[str] = []
@@ -157,7 +169,7 @@ def _read_json(text: str, source: str) -> tuple[dict[str, Any], dict[str, str]]:
             problems.append(f"{at(key)}: {msg}")
             by_key[key] = msg
         else:
-            msg = f"unknown key '{key}'{did_you_mean(key, [*FIELDS, *_MYPT_RENAMED, 'use_amp', 'amp_dtype'])}"
+            msg = f"unknown key {shown(key, 60)}{did_you_mean(key, [*FIELDS, *_MYPT_RENAMED, 'use_amp', 'amp_dtype'])}"
             problems.append(f"{at(key)}: {msg}")
             by_key[key] = msg
     if amp:
@@ -173,6 +185,33 @@ def _read_json(text: str, source: str) -> tuple[dict[str, Any], dict[str, str]]:
     if problems:
         raise ConfigError(problems, by_key)
     return out, renamed
+
+
+def _deep_line(text: str, limit: int = 400) -> int:
+    """The line where arrays and tables (outside strings and comments) first nest more than
+    `limit` deep: where to look in a file tomli refused for its nesting."""
+    depth, quote, escaped, comment, line = 0, "", False, False, 1
+    for ch in text:
+        if ch == "\n":
+            line, comment = line + 1, False
+        elif comment:
+            continue
+        elif quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'#":
+            quote, comment = (ch, False) if ch != "#" else ("", True)
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif ch in "]}":
+            depth -= 1
+    return 1
 
 
 def _precision_from_amp(amp: Mapping[str, Any]) -> str:

@@ -8,7 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..layout import DEVICES, MLP_TYPES, NORM_TYPES, POS_ENCODINGS, PRECISIONS
+from ..layout import (
+    DEVICES,
+    MAX_BATCH,
+    MAX_BLOCK_SIZE,
+    MAX_EMBD,
+    MAX_HEADS,
+    MAX_LAYERS,
+    MAX_VOCAB,
+    MLP_TYPES,
+    NORM_TYPES,
+    POS_ENCODINGS,
+    PRECISIONS,
+)
 from .curriculum import ALLOWED as CURRICULUM_ALLOWED
 
 # The Python type a TrainConfig holds for each kind ("steps" may be given as a fraction, but is
@@ -43,6 +55,7 @@ class Field:
     unset: str = ""
     architecture: bool = False
     aliases: tuple[tuple[str, str], ...] = ()
+    ceiling: int | None = None  # past any size this trainer can hold: refused, though not shown as a range
 
     @property
     def type(self) -> Any:
@@ -111,20 +124,20 @@ _KEYS: tuple[Field, ...] = (
     Field("name", "str", "metadata", "Display name of this config", default=""),
     Field("description", "str", "metadata", "What this config is for", default=""),
 
-    Field("n_layer", "int", "architecture", "Transformer blocks", default=32, low=1, architecture=True,
-          guide="Keep same depth as pretrained model"),
+    Field("n_layer", "int", "architecture", "Transformer blocks", default=32, low=1, ceiling=MAX_LAYERS,
+          architecture=True, guide="Keep same depth as pretrained model"),
     Field("n_embd", "int", "architecture", "Embedding width (a multiple of n_head)", default=1280, low=1,
-          architecture=True, guide="Keep same embedding dimension"),
-    Field("n_head", "int", "architecture", "Attention heads per block", default=20, low=1, architecture=True,
-          guide="Keep same attention heads"),
+          ceiling=MAX_EMBD, architecture=True, guide="Keep same embedding dimension"),
+    Field("n_head", "int", "architecture", "Attention heads per block", default=20, low=1, ceiling=MAX_HEADS,
+          architecture=True, guide="Keep same attention heads"),
     Field("block_size", "int", "architecture", "Context length in tokens", default=1024, low=2,
-          architecture=True, guide="Keep long context (good for conversations)"),
+          ceiling=MAX_BLOCK_SIZE, architecture=True, guide="Keep long context (good for conversations)"),
     Field("dropout", "float", "architecture", "Dropout probability while training", default=0.15, low=0,
           high=1, high_open=True,
           guide="Slightly increased from 0.1 to prevent overfitting on small dataset"),
     Field("vocab_size", "int", "architecture",
           "Rows of the token embedding and output layer (50304 for gpt2: 50257 + the myPT tags, padded)",
-          low=1, nullable=True, unset="the tokenizer's model vocabulary size", architecture=True),
+          low=1, ceiling=MAX_VOCAB, nullable=True, unset="the tokenizer's model vocabulary size", architecture=True),
     Field("bias", "bool", "architecture", "Bias terms in the linear and norm layers", default=False,
           architecture=True),
     Field("pos_encoding", "choice", "architecture",
@@ -149,7 +162,7 @@ _KEYS: tuple[Field, ...] = (
     Field("min_lr", "float", "training", "Learning rate at the end of the cosine decay", low=0,
           nullable=True, unset="learning_rate / 10"),
     Field("batch_size", "int", "training", "Rows per micro-batch (pad: episodes; pack: packed rows)",
-          default=10, low=1, guide="Slightly smaller for SFT (more stable with loss masking)"),
+          default=10, low=1, ceiling=MAX_BATCH, guide="Slightly smaller for SFT (more stable with loss masking)"),
     Field("max_iters", "int", "training", "Optimizer steps to train", default=5000, low=1,
           guide="Much fewer iterations - gold dataset is small, high-quality. ~10-20 epochs."),
     Field("warmup_iters", "steps", "training",
@@ -167,7 +180,7 @@ _KEYS: tuple[Field, ...] = (
     Field("beta1", "float", "training", "AdamW beta1", default=0.9, low=0, high=1, high_open=True),
     Field("beta2", "float", "training", "AdamW beta2", default=0.95, low=0, high=1, high_open=True),
     Field("gradient_accumulation_steps", "int", "training",
-          "Micro-batches per optimizer step: effective batch = batch_size x this", default=1, low=1,
+          "Micro-batches per optimizer step: effective batch = batch_size x this", default=1, low=1, ceiling=MAX_BATCH,
           guide="Use when batch_size does not fit in memory (10 x 2 = effective 20)"),
     Field("grad_clip", "float", "training", "Clip the gradient norm to this (0 = off)", default=1.0, low=0),
     Field("seed", "int", "training", "Seed for weight init and dropout", default=1337, low=0, high=_SEED_MAX),

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import replace_folder
+from ..atomic import interrupts_held, replace_folder
 from ..layout import METADATA_FILE, TEMP_PREFIX
 from ..render import SystemPrompt
 from ..runs import pid_alive
@@ -51,9 +51,21 @@ def prepare(opts: PrepareOptions, on_progress: Progress | None = None,
         report.output = out
         report.seconds = time.perf_counter() - started
         return report
+    except OSError as e:  # a full disk, a file-size limit: the user's path, not our temp folder's
+        raise named(e, tmp, out) from None
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with interrupts_held():  # a second ctrl+c must not leave half of the temp folder behind
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def named(e: OSError, tmp: Path, out: Path) -> OSError:
+    """A system error as the user should read it: one while writing (no file name, or a file of
+    our temp folder) names the output; one while reading an input keeps the input's name."""
+    where = e.filename
+    if where is None or Path(os.fsdecode(where)).resolve().is_relative_to(tmp.resolve()):
+        return OSError(e.errno, e.strerror or str(e), str(out))
+    return e
 
 
 def _run(opts: PrepareOptions, inputs: list[tuple[str, Path]], tmp: Path, control: Control) -> PrepareReport:

@@ -129,6 +129,8 @@ def check_options(opts: PrepareOptions) -> None:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
+    if out.is_symlink():  # replacing it would put a folder in place of the link, not where it points
+        raise PrepareError(f"{out} is a symbolic link: give the folder it points to ({out.resolve()})")
     if not out.exists():
         return
     if not out.is_dir():

@@ -5,6 +5,7 @@ which are cheap to send back from a worker."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ from typing import Callable, Iterable, Iterator, Union
 import numpy as np
 
 from .. import dataset as dsf
+from ..atomic import interrupts_held
 from ..episode import Episode, EpisodeError, SkipReason, Source, parse_line, read_episodes
 from ..render import SystemPrompt, render_episode
 from ..tokenizer import Tokenizer, from_state
@@ -128,6 +130,8 @@ _worker: dict = {}
 
 def _worker_init(tokenizer_state: dict, system: SystemPrompt) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ctrl+c is the parent's to handle
+    if hasattr(signal, "pthread_sigmask"):  # started with it blocked (_starting_workers): now ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _exit_with(os.getppid())
     _worker["tok"] = from_state(tokenizer_state)
     _worker["system"] = system
@@ -166,18 +170,36 @@ def _parallel_chunks(root: Path, files: list[Path], workers: int, tok: Tokenizer
                 for raw in fh:
                     lines.append(raw)
                     if len(lines) == CHUNK_EPISODES:
-                        pending.append(pool.submit(_worker_render, label, first, lines))
+                        with _starting_workers():
+                            pending.append(pool.submit(_worker_render, label, first, lines))
                         first, lines = first + len(lines), []
                         while len(pending) >= 2 * workers + 2:
                             yield pending.popleft().result()
                             check_stop()
                 if lines:
-                    pending.append(pool.submit(_worker_render, label, first, lines))
+                    with _starting_workers():
+                        pending.append(pool.submit(_worker_render, label, first, lines))
         while pending:
             yield pending.popleft().result()
             check_stop()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        with interrupts_held():  # a second ctrl+c here would leave the workers waiting for work forever
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _starting_workers() -> Iterator[None]:
+    """Worker processes started inside (a submit may start them) begin with SIGINT blocked, until
+    _worker_init ignores it: a ctrl+c that reached a worker while it starts would print the
+    worker's own traceback. The parent receives a pending ctrl+c when the block ends."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _start_method() -> str:

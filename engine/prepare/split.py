@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ..episode import SkipReason
+from ..errors import shown
 from .options import PrepareOptions
 from .skips import SkipTally
 from .work import WorkSplit
@@ -38,7 +39,7 @@ def mark_duplicates(work: WorkSplit, skips: SkipTally, strict: bool) -> None:
             continue  # --strict stopped at an earlier invalid episode
         work.duplicate[k] = True
         skips.add(int(seqs[k]), SkipReason.DUPLICATE_ID,
-                  f"{rec['source']}: duplicate episode_id {rec['id']!r} (first at {first})")
+                  f"{rec['source']}: duplicate episode_id {shown(rec['id'], 60)} (first at {first})")
         fc = work.file_of(k)
         fc.episodes -= 1
         fc.skipped += 1

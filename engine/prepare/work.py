@@ -124,8 +124,9 @@ def render_inputs(opts: PrepareOptions, inputs: list[tuple[str, Path]], tmp: Pat
         files = input_files(work.path)
         workers = worker_count(opts.workers, files, total)
         writer = dsf.SplitWriter(work.folder)
-        try:
-            for chunk in rendered_chunks(work.path, files, workers, tok, system, control.check_stop):
+        chunks = rendered_chunks(work.path, files, workers, tok, system, control.check_stop)
+        try:  # closed in finally: its worker processes end now, not when a traceback lets go of it
+            for chunk in chunks:
                 _write_chunk(chunk, seq + 1, work, writer, result)
                 seq += chunk.items
                 if opts.strict and chunk.errors:
@@ -133,6 +134,7 @@ def render_inputs(opts: PrepareOptions, inputs: list[tuple[str, Path]], tmp: Pat
                 control.on_progress(seq, total)
                 control.check_stop()
         finally:
+            chunks.close()
             writer.close(sync=False)
         work.last_seq = seq
         control.on_progress(seq, total)

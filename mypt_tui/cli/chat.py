@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"chatting with {session.checkpoint.path} (context {session.block_size} tokens); "
           f"tools: {', '.join(session.tools.names())}; {CLEAR_COMMAND} starts over", file=sys.stderr)
     try:
-        return repl(session, sys.stdin, sys.stdout, sys.stderr)
+        return repl(session, tolerant(sys.stdin), sys.stdout, sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
@@ -113,19 +113,37 @@ def _reply(session, text: str, stdout: TextIO, stderr: TextIO) -> None:
             stdout.write("\n")
             stdout.flush()
             at_line_start = True
-        if isinstance(update, ToolCalled):
+        if isinstance(update, ToolCalled):  # what the model wrote is data: shown escaped, and briefly
             if update.error is not None:
-                print(f"[tool call not run] {update.error}: {update.raw}", file=stderr)
+                print(f"[tool call not run] {update.error}: {brief(update.raw)}", file=stderr)
             else:
-                print(f"[tool] {update.name} {json.dumps(update.arguments, ensure_ascii=False)}", file=stderr)
+                print(f"[tool] {brief(update.name or '')} {brief(json.dumps(update.arguments, ensure_ascii=False))}",
+                      file=stderr)
         elif isinstance(update, ToolAnswered):
-            print(f"[tool result] {update.content}", file=stderr)
+            print(f"[tool result] {brief(update.content)}", file=stderr)
         elif isinstance(update, ContextTrimmed):
             print(f"[{update}]", file=stderr)
         elif isinstance(update, ReplyDone):
             stdout.write("\n")
             stdout.flush()
             print(f"[{update.summary()}]", file=stderr)
+
+
+def brief(text: str, limit: int = 300) -> str:
+    """Model-written text for the trace: control characters escaped, cut after `limit` characters."""
+    cut = text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+    return printable(cut)
+
+
+def tolerant(stream: TextIO) -> TextIO:
+    """stdin that never fails on its bytes: a line that is not UTF-8 arrives with U+FFFD in place."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="replace")
+        except (ValueError, OSError):  # a stream that cannot change its decoder: read it as it is
+            pass
+    return stream
 
 
 def open_app(args: argparse.Namespace, sampling) -> int:

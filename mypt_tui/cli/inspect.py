@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
 from mypt_tui.flags import flag
 from mypt_tui.present.dataset_stats import COLUMNS, dataset_stats, notes, title
 from mypt_tui.present.text import printable
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         ds = open_dataset(args.dataset)
+        check_damage(ds)
         split = ds.split(args.split)
         if split is None:
             raise DatasetError(f"{ds.root}: the {args.split} split is empty")
@@ -42,6 +44,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def check_damage(ds) -> None:  # noqa: ANN001 - engine.dataset.Dataset
+    """What would make the statistics wrong or the episode shown a lie: token ids outside the
+    vocabulary, mask bytes other than 0/1, an episodes.jsonl that does not match the index
+    (DatasetError naming the file and the place)."""
+    vocab = ds.tokenizer().model_vocab_size
+    for name in ("train", "val"):
+        split = ds.split(name)
+        if split is not None:
+            split.check_token_range(vocab)
+            split.check_mask()
+            split.ids  # noqa: B018 - reads and cross-checks episodes.jsonl
 
 
 def _pick(ds, split, wanted: str | None) -> int:

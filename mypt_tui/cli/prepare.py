@@ -11,6 +11,7 @@ import sys
 import time
 
 from mypt_tui.flags import flag
+from mypt_tui.present.text import printable
 
 SHOW_SKIPPED = 20  # skipped episodes listed on stdout; the rest are counted
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         report = prepare(opts, on_progress=progress)
     except PrepareError as e:
         progress.clear()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         if args.strict:
             print("--strict: nothing was written", file=sys.stderr)
         return 1
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
     progress.clear()
     for w in report.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w)}", file=sys.stderr)
     print_summary(report, args.output)
     if args.verbose:
         print_verbose(report)
@@ -128,7 +129,7 @@ def print_summary(report, output: str) -> None:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped_by_reason.items(), key=lambda kv: -kv[1]))
         print(f"  Skipped episodes: {report.skipped_total} ({reasons})")
         for line in report.skipped[:SHOW_SKIPPED]:
-            print(f"    {line}")
+            print(f"    {printable(line)}")  # file names and reasons come from the input: data, not commands
         if report.skipped_total > SHOW_SKIPPED:
             print(f"    ... and {report.skipped_total - SHOW_SKIPPED} more")
     else:
@@ -141,7 +142,7 @@ def print_verbose(report) -> None:
 
     print("\nPer file:")
     for fc in report.files:
-        print(f"  [{fc.input}] {fc.file}: {fc.episodes} episodes, {fc.skipped} skipped")
+        print(f"  [{fc.input}] {printable(fc.file)}: {fc.episodes} episodes, {fc.skipped} skipped")
     ds = open_dataset(report.output)
     print()
     show_episode(ds, ds.split("train") or ds.split("val"), 0)
