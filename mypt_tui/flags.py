@@ -87,6 +87,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
          help="TOML config (or MyPT JSON); with --resume the run's own config is used")
     flag(job, "--dataset", "--dataset_dir", "--dataset-dir", dest="dataset",
          help="prepared dataset folder (mypt prepare, or MyPT's prepare scripts); with a curriculum, its first phase's")
+    flag(job, "--input_file", dest="input_file",
+         help="MyPT's train.py: a raw text file to pretrain on, prepared first as a token stream "
+              "(data/prepared/<name>_stream, reused while the file is unchanged); instead of --dataset")
     flag(job, "--output", "--output_dir", "--output-dir", dest="output",
          help="run folder; a bare name goes under checkpoints/")
     flag(job, "--tokenization", choices=list(TOKENIZATIONS), help="must match the dataset's (checked)")
@@ -109,7 +112,7 @@ def request_from_args(args: argparse.Namespace, command: list[str] | None = None
                        init_from_model=args.init_from_model, init=args.init, resume=args.resume,
                        overwrite=args.overwrite,
                        tokenization=args.tokenization, checkpoints=args.checkpoints,
-                       overrides=overrides_from_args(args))
+                       overrides=overrides_from_args(args), input_file=getattr(args, "input_file", None))
     if command is not None:
         req.command = command
     return req

@@ -30,6 +30,7 @@ class TrainRequest:
 
     output: str | None = None  # run folder; a bare name goes under `checkpoints`
     dataset: str | None = None
+    input_file: str | None = None  # raw text to pretrain on: the CLI prepares it into `dataset` first
     config: str | None = None
     model: str | None = None  # a checkpoint to continue from
     init_from_model: str | None = None  # MyPT's spelling: a checkpoint's weights only, no optimizer state
@@ -94,6 +95,9 @@ def build_job(req: TrainRequest) -> TrainJob:
     if req.resume and req.overwrite:
         raise TrainError("--resume and --overwrite contradict each other: choose one")
     dataset = req.dataset
+    if req.input_file and not dataset:
+        raise TrainError(f"--input_file {req.input_file} must be prepared first: mypt prepare pretrain --input "
+                         f"{req.input_file} --output DIR, then --dataset DIR")
     if req.resume:
         saved = read_run_file(output)
         config_path: Path | None = Path(req.config) if req.config else output / CONFIG_FILE

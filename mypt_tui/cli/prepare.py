@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "prepare", help="prepare gold episodes (JSONL) into an episode-indexed SFT dataset",
         description="Render gold episodes with the one conversation renderer and write the "
                     "episode_indexed_sft_v1 dataset (tokens, loss mask, index, episode records).")
-    p.add_argument("kind", choices=("chat", "tool"),
-                   help="chat: conversations; tool: tool-calling episodes (the set must contain tool calls)")
+    p.add_argument("kind", choices=("chat", "tool", "pretrain"),
+                   help="chat: conversations; tool: tool-calling episodes (the set must contain tool calls); "
+                        "pretrain: plain text or JSONL text -> a token stream (sharded) for pretraining")
     flag(p, "--input", required=True, help="a JSONL/JSON file or a folder of them")
     flag(p, "--output", "--output_dir", "--output-dir", dest="output", required=True,
          help="the dataset folder to create")
@@ -49,12 +50,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag(p, "--pack_block_size", type=int, default=None,
          help="with --enable_packing: the packed row length it is meant for (a run with another "
               "block_size says so)")
+    flag(p, "--text_field", default=None, help="pretrain: the JSONL field that holds a document (default text)")
+    flag(p, "--tokens_per_shard", type=int, default=None,
+         help="pretrain: tokens per shard file (MyPT's flag; default 10,000,000)")
     flag(p, "--verbose", "-v", action="store_true",
          help="also print per-file counts and the first episode rendered with its loss mask")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "pretrain":
+        from mypt_tui.cli.prepare_text import run_pretrain
+
+        return run_pretrain(args)
+    for name in ("text_field", "tokens_per_shard"):
+        if getattr(args, name) is not None:
+            print(f"error: --{name} is for `mypt prepare pretrain`", file=sys.stderr)
+            return 2
     from engine.prepare import DEFAULT_SEED, DEFAULT_VAL_SPLIT, PrepareError, PrepareOptions, prepare
 
     if args.val_split is not None and (args.val_file is not None or args.val_only):

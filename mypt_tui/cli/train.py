@@ -41,6 +41,10 @@ def train_headless(request: TrainRequest) -> int:
     from mypt_tui.present.console import ConsoleSink, console_log_sinks
 
     try:
+        if request.input_file:
+            from mypt_tui.cli.prepare_text import stream_of
+
+            request.dataset = stream_of(request)
         job = build_job(request)
     except (ConfigError, TrainError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
