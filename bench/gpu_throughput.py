@@ -312,7 +312,7 @@ def fmt(x: float | None, spec: str) -> str:
 
 def table_line(r: dict) -> str:
     mem = format_bytes(r["peak_memory_bytes"]) if r["peak_memory_bytes"] else "-"
-    return (f"| {r['name']} | {r['tokens_per_s']:,.0f} | {r['supervised_per_s']:,.0f} | {r['tflops']:.1f} | "
+    return (f"| {r['name']} | {r['tokens_per_s']:,.0f} | {r['supervised_per_s']:,.0f} | {r['tflops']:.3g} | "
             f"{fmt(r['mfu'] and 100 * r['mfu'], '.1f')} | {mem} | {r['graphs_warmup']} / {r['recompiles_timed']} | "
             f"{r['step_s'] * 1000:.0f} | {r['guide_rows_s'] / 60:.1f} |")
 
