@@ -19,8 +19,8 @@ pinned and copied one step ahead; values read back every log_interval (10) steps
 synthetic: lengths log-normal around `--median-len` tokens (cut at block_size + 1), the first
 20-60% of each a prompt (not trained), random token ids. Results go to stdout and, with `--out`
 (default: $OUT when set), to gpu_throughput.jsonl and gpu_throughput.md there, row by row, so a
-run cut short keeps what it measured. `--budget-s` stops starting new rows when the time left
-would not fit one.
+run cut short keeps what it measured. `--budget-s` (500) stops starting new rows when the time left
+would not fit one, so that the whole command ends within a 10-minute limit.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-max-batch", action="store_true", help="batch 10 only")
     ap.add_argument("--full-matrix", action="store_true", help="every pad/pack x compile x output combination")
     ap.add_argument("--cpu-compile", action="store_true", help="include compiled rows on the CPU (minutes)")
-    ap.add_argument("--budget-s", type=float, default=540.0, help="start no row after this many seconds")
+    ap.add_argument("--budget-s", type=float, default=500.0, help="start no row after this many seconds")
     ap.add_argument("--out", default=os.environ.get("OUT"), help="folder for gpu_throughput.jsonl/.md")
     args = ap.parse_args(argv)
     tiny = args.tiny
@@ -363,21 +363,29 @@ def main(argv: list[str] | None = None) -> None:
     print(head, flush=True)
     lines = [head, ""]
     if device.type == "cuda":
-        check = flex_check(args, device)
+        try:
+            check = flex_check(args, device)
+        except Exception as e:  # noqa: BLE001 - reported, and the rows still run
+            check = f"flex vs dense check failed: {type(e).__name__}: {e}"[:500]
         print(check, flush=True)
         lines += [check, ""]
     lines.append(HEADER)
     print(HEADER, flush=True)
     data = SyntheticChat(40_000 if not tiny else 2_000, args.median_len, args.block, args.vocab)
     results: list[dict] = []
-    plan: list[tuple[str, int | None, bool]] = []
+    plan: list[tuple[str, int | None, bool]] = []  # (model, batch or None: the largest, the guide's row)
     for model in models:
         plan.append((model, 10 if not tiny else 4, model == "750M"))
-    if not args.no_max_batch:
-        plan += [(model, None, False) for model in models]
+        if not args.no_max_batch:
+            plan.append((model, None, False))
     slowest = 0.0
     for model, batch, guide in plan:
         if batch is None:
+            if args.budget_s - (time.perf_counter() - started) < 2 * slowest:
+                msg = f"| {model} largest batch | skipped: too little of the budget left to find it |"
+                print(msg, flush=True)
+                lines.append(msg)
+                continue
             at10 = next((r for r in results if r["model"] == model and r["batch"] == (10 if not tiny else 4)
                          and r["batching"] == "pack" and not r["compiled"] and r["supervised_only"]), None)
             batch = largest_batch(model, at10, args, device, data) if not tiny else 8
@@ -391,8 +399,10 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             try:
                 r = measure(row, args, device, data)
-            except torch.cuda.OutOfMemoryError:
-                msg = f"| {row.name} | out of memory |"
+            except Exception as e:  # noqa: BLE001 - one row's failure (out of memory, a compile error) ends that row only
+                what = "out of memory" if isinstance(e, torch.cuda.OutOfMemoryError) else \
+                    f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                msg = f"| {row.name} | {what} |"
                 print(msg, flush=True)
                 lines.append(msg)
                 gc.collect()
