@@ -51,7 +51,12 @@ class RunStart(Event):
 
 @dataclass
 class Step(Event):
-    """One optimizer step. `loss` is the mean over all supervised tokens of the step."""
+    """One optimizer step. `loss` is the mean over all supervised tokens of the step.
+
+    Every step has its event. On a GPU the trainer reads values back only every log_interval
+    steps (and before an eval, a save or the end), so the events of those steps arrive together,
+    each with its own exact loss; tokens_per_s, mfu and the times are the interval's average.
+    """
 
     type: ClassVar[str] = "step"
     loss: float
@@ -66,6 +71,8 @@ class Step(Event):
     elapsed: float
     eta_s: float
     episodes: list[str] = field(default_factory=list)  # ids trained in this step, in order
+    mfu: float | None = None  # model FLOPs per second / the device's peak (None: no peak known, e.g. the CPU)
+    peak_memory_bytes: int | None = None  # most bytes the run's tensors held on the GPU so far (None: CPU)
 
 
 @dataclass

@@ -5,7 +5,13 @@ variants MyPT models use: rotary positions, a SwiGLU MLP, RMSNorm and tied embed
 
 Packing: with `segment_ids` a token attends only to earlier tokens of its own segment
 (episode), and positions restart at 0 in each segment, so an episode's logits are the same
-packed beside others or alone. Without segment ids attention is plain causal (the fast path).
+packed beside others or alone. Without segment ids attention is plain causal (the fast path:
+SDPA's flash kernel on a GPU). Packed rows on a GPU use FlexAttention with a document-causal
+block mask, built once per batch from the segment ids and shared by every layer, so no dense
+(B, 1, T, T) mask exists and blocks of other episodes are skipped; the CPU keeps the dense
+mask (FlexAttention has no backward pass on the CPU), and so does training with attention
+dropout (FlexAttention has no dropout; SDPA's fused kernels take the mask and the dropout).
+`GPT.packed_attention` chooses: "auto" (that rule), "flex" or "dense".
 
 Generation passes a `KVCache`: keys and values of earlier tokens are kept per layer, so each
 new token costs one position's work instead of re-running the whole context.
@@ -29,6 +35,11 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .layout import MAX_BLOCK_SIZE, MAX_EMBD, MAX_HEADS, MAX_LAYERS, MAX_VOCAB, MLP_TYPES, NORM_TYPES, POS_ENCODINGS
+
+try:  # torch >= 2.5
+    from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+except ImportError:  # pragma: no cover - an older torch: packed rows keep the dense mask
+    BlockMask = create_block_mask = flex_attention = None
 
 # gelu: exact GELU (nanoGPT, MyPT); gelu_tanh: GPT-2's tanh approximation (imported GPT-2
 # weights were trained with it); swiglu: gated SiLU MLP (LLaMA, MyPT's modern variant).
@@ -148,6 +159,42 @@ def segment_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     return (same & causal).unsqueeze(1)
 
 
+def document_mask_mod(segment_ids: torch.Tensor):
+    """FlexAttention's mask_mod of packed rows: the dense mask of `segment_mask`, one pair at a time."""
+    def mask_mod(b, h, q, kv):  # noqa: ANN001, ANN202 - FlexAttention's signature
+        return (segment_ids[b, q] == segment_ids[b, kv]) & (q >= kv)
+    return mask_mod
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled(name: str, fn: Any) -> Any:
+    """`fn` under torch.compile, made once per process (FlexAttention's kernels are compiled code)."""
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(fn, dynamic=False)
+    return _COMPILED[name]
+
+
+def document_block_mask(segment_ids: torch.Tensor) -> Any:
+    """The BlockMask of document-causal attention over (B, T) segment ids: built once per batch and
+    shared by every layer. On a GPU outside compiled code it is built by a compiled function (one
+    graph for every batch of a shape: the segment ids are its input)."""
+    B, T = segment_ids.shape
+    make = create_block_mask
+    if segment_ids.is_cuda and not torch.compiler.is_compiling():
+        make = _compiled("create_block_mask", create_block_mask)
+    return make(document_mask_mod(segment_ids), B, None, T, T, device=segment_ids.device)
+
+
+def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: Any) -> torch.Tensor:
+    """FlexAttention: traced into the caller's graph under torch.compile, else its compiled kernel on a
+    GPU, and the reference (unfused, forward-only) implementation on the CPU."""
+    if q.is_cuda and not torch.compiler.is_compiling():
+        return _compiled("flex_attention", flex_attention)(q, k, v, block_mask=block_mask)
+    return flex_attention(q, k, v, block_mask=block_mask)
+
+
 class KVCache:
     """Keys and values of every layer, preallocated to block_size; `pos` tokens are filled."""
 
@@ -179,7 +226,8 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                mask: torch.Tensor | None, causal: bool, cache: KVCache | None, layer: int) -> torch.Tensor:
+                mask: torch.Tensor | Any | None, causal: bool, cache: KVCache | None, layer: int) -> torch.Tensor:
+        """`mask`: None (plain causal when `causal`), a dense bool mask, or a FlexAttention BlockMask."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -187,8 +235,11 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.store(layer, k, v)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if BlockMask is not None and isinstance(mask, BlockMask):
+            y = flex(q, k, v, mask)  # chosen only without attention dropout (GPT._attention_mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                               dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -229,6 +280,10 @@ class Block(nn.Module):
 # -- the model --------------------------------------------------------------------------------
 
 class GPT(nn.Module):
+    # Packed rows: "auto" = FlexAttention on a GPU unless attention dropout is active, else the
+    # dense mask; "flex" = FlexAttention wherever it runs (the CPU: forward only); "dense".
+    packed_attention: str = "auto"
+
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -263,8 +318,10 @@ class GPT(nn.Module):
 
     # -- forward passes -----------------------------------------------------------------------
     def hidden(self, idx: torch.Tensor, *, segment_ids: torch.Tensor | None = None,
-               position_ids: torch.Tensor | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
-        """Final-norm hidden states (B, T, C) of token ids (B, T)."""
+               position_ids: torch.Tensor | None = None, kv_cache: KVCache | None = None,
+               blocks: list[nn.Module] | None = None) -> torch.Tensor:
+        """Final-norm hidden states (B, T, C) of token ids (B, T). `blocks`: the layers to run in
+        place of transformer.h (the trainer passes the same blocks compiled)."""
         cfg = self.config
         B, T = idx.shape
         start = kv_cache.pos if kv_cache is not None else 0
@@ -288,7 +345,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(x)
         mask, causal = self._attention_mask(T, segment_ids, kv_cache, idx.device)
         recompute = self.checkpointing and self.training and kv_cache is None and torch.is_grad_enabled()
-        for layer, block in enumerate(self.transformer.h):
+        for layer, block in enumerate(self.transformer.h if blocks is None else blocks):
             if recompute:  # keeps the block's input only; backward runs it again (same dropout)
                 x = checkpoint(block, x, rope, mask, causal, None, layer, use_reentrant=False)
             else:
@@ -297,13 +354,15 @@ class GPT(nn.Module):
             kv_cache.pos += T
         return self.transformer.ln_f(x)
 
-    @staticmethod
-    def _attention_mask(T: int, segment_ids: torch.Tensor | None, cache: KVCache | None,
-                        device: torch.device) -> tuple[torch.Tensor | None, bool]:
-        """(mask, is_causal) for SDPA: plain causal when possible, since it is the fast path."""
+    def _attention_mask(self, T: int, segment_ids: torch.Tensor | None, cache: KVCache | None,
+                        device: torch.device) -> tuple[torch.Tensor | Any | None, bool]:
+        """(mask, is_causal) for the attention of every layer: plain causal when possible, since
+        it is the fast path; packed rows get a BlockMask (FlexAttention) or the dense mask."""
         if segment_ids is not None:
             if cache is not None:
                 raise ValueError("segment_ids cannot be combined with a KV cache")
+            if self.uses_flex(segment_ids):
+                return document_block_mask(segment_ids), False
             return segment_mask(segment_ids), False
         if cache is None or cache.pos == 0:
             return None, T > 1
@@ -312,6 +371,14 @@ class GPT(nn.Module):
         # T new tokens after `pos` cached ones: query i sees keys 0 .. pos + i.
         q = torch.arange(T, device=device).unsqueeze(1) + cache.pos
         return q >= torch.arange(cache.pos + T, device=device).unsqueeze(0), False
+
+    def uses_flex(self, segment_ids: torch.Tensor) -> bool:
+        """Whether packed rows of this device take FlexAttention now (see `packed_attention`)."""
+        if flex_attention is None or self.packed_attention == "dense":
+            return False
+        if self.training and self.config.dropout > 0:
+            return False  # FlexAttention has no attention dropout
+        return self.packed_attention == "flex" or segment_ids.is_cuda
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Logits from hidden states (any leading shape)."""
@@ -334,23 +401,44 @@ class GPT(nn.Module):
 
     def supervised_loss(self, idx: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *,
                         segment_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                        full_output: bool = False, weight: torch.Tensor | None = None) -> torch.Tensor:
+                        full_output: bool = False, weight: torch.Tensor | None = None,
+                        sup_index: torch.Tensor | None = None, sup_targets: torch.Tensor | None = None) -> torch.Tensor:
         """SUM of cross-entropy (fp32) over positions where mask == 1, each times its `weight`
         when given (MyPT's weighted masks).
 
         The output layer (vocab x width, the largest matmul of a small model) runs only at the
         supervised positions; `full_output=True` computes all logits then masks (same value).
+        `sup_index`/`sup_targets` (from collate): those positions, flat, and their targets, known
+        on the host, so that selecting them needs no device-to-host sync (a boolean index does).
         """
         h = self.hidden(idx, segment_ids=segment_ids, position_ids=position_ids)
-        keep = mask.bool()
         if full_output:
-            logits = self.head(h).float()
-            ce = F.cross_entropy(logits.flatten(0, 1), targets.masked_fill(~keep, 0).flatten(), reduction="none")
-            return (ce * keep.flatten() * (1 if weight is None else weight.flatten())).sum()
+            return self.full_output_loss(h, targets, mask, weight)
+        if sup_index is not None and sup_targets is not None:
+            return self.gathered_loss(h, sup_index, sup_targets, weight)
+        keep = mask.bool()
         logits = self.head(h[keep]).float()
         if weight is None:
             return F.cross_entropy(logits, targets[keep], reduction="sum")
         return (F.cross_entropy(logits, targets[keep], reduction="none") * weight[keep]).sum()
+
+    def full_output_loss(self, h: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                         weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The same sum with the output layer at every position, then masked (the slow reference)."""
+        keep = mask.bool()
+        logits = self.head(h).float()
+        ce = F.cross_entropy(logits.flatten(0, 1), targets.masked_fill(~keep, 0).flatten(), reduction="none")
+        return (ce * keep.flatten() * (1 if weight is None else weight.flatten())).sum()
+
+    def gathered_loss(self, h: torch.Tensor, sup_index: torch.Tensor, sup_targets: torch.Tensor,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+        """SUM of cross-entropy (fp32) of the output layer at flat positions `sup_index` (row * T + t) of
+        h (B, T, C), against `sup_targets`: a gather whose size is known on the host (no sync)."""
+        logits = self.head(h.flatten(0, 1).index_select(0, sup_index)).float()
+        if weight is None:
+            return F.cross_entropy(logits, sup_targets, reduction="sum")
+        ce = F.cross_entropy(logits, sup_targets, reduction="none")
+        return (ce * weight.flatten().index_select(0, sup_index)).sum()
 
     def set_dropout(self, p: float) -> None:
         """Change dropout everywhere (a fine-tune picks its own; the guide raises it for SFT)."""

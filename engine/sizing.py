@@ -39,6 +39,28 @@ def flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> float:
     return 6 * count_params(cfg, non_embedding=True) + 12 * cfg.n_layer * cfg.n_embd * T
 
 
+def output_params(cfg: GPTConfig) -> int:
+    """Parameters of the output layer (vocab x width, and its bias)."""
+    return cfg.vocab_size * cfg.n_embd + (cfg.vocab_size if cfg.lm_head_bias else 0)
+
+
+def training_flops(cfg: GPTConfig, *, positions: int, outputs: int, attention_pairs: int) -> float:
+    """Model FLOPs of one training pass (forward + backward) over a batch, for MFU.
+
+    `flops_per_token`'s accounting, split where a batch of chat rows differs from pretraining:
+    6 x (non-embedding parameters less the output layer) per computed position (padding
+    included: the device computes it, as nanoGPT and nanochat count a row); 6 x the output
+    layer's parameters per position it runs at (the supervised ones when the loss computes only
+    those); 12 L C per attended pair, where `attention_pairs` sums span^2 over attention spans
+    (a whole row of T in pad mode, as 12 L C T per token does; an episode in pack mode, since
+    the document mask needs no more). A full row with every position output equals
+    `flops_per_token(cfg, T) * T`.
+    """
+    trunk = count_params(cfg, non_embedding=True) - output_params(cfg)
+    return (6 * trunk * positions + 6 * output_params(cfg) * outputs
+            + 12 * cfg.n_layer * cfg.n_embd * attention_pairs)
+
+
 _DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 
 

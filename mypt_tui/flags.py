@@ -59,7 +59,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 .replace("%", "%%"),
                 metavar="{" + ",".join(f.choices) + "}" if f.kind == "choice" else _METAVARS[f.kind],
             )
-            if f.kind == "bool":
+            if f.kind == "bool" or (f.kind == "choice" and "true" in f.choices):
                 kw.update(nargs="?", const=True)
             flag(group, f"--{f.name}", **kw)
 

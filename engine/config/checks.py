@@ -98,6 +98,11 @@ def check_value(f: Field, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad(type_hint=True)
         return value
+    if f.kind == "choice" and _is_switch(f):  # compile: true, false or "auto"; true/false held as booleans
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
     if f.kind in ("str", "choice"):
         if not isinstance(value, str):
             raise bad(type_hint=True)
@@ -132,6 +137,11 @@ def check_value(f: Field, value: Any) -> Any:
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+
+
+def _is_switch(f: Field) -> bool:
+    """A choice between true, false and more settings ("auto"): true/false are held as booleans."""
+    return "true" in f.choices and "false" in f.choices
 
 
 def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:

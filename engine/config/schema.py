@@ -189,7 +189,11 @@ _KEYS: tuple[Field, ...] = (
     Field("precision", "choice", "training",
           "auto = bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU", default="auto",
           choices=PRECISIONS),
-    Field("compile", "bool", "training", "torch.compile the model (slow start, faster steps)", default=False),
+    Field("compile", "choice", "training",
+          "torch.compile the training step (slower start, faster steps): auto = on for a CUDA GPU, off on the CPU",
+          default="auto", choices=("auto", "true", "false")),
+    Field("peak_tflops", "float", "training", "Peak TFLOP/s of one device, for the MFU figure", low=0, low_open=True,
+          nullable=True, unset="the GPU's bf16 peak from a table of common GPUs; no MFU on the CPU"),
     Field("log_interval", "int", "training", "Print progress every this many steps", default=10, low=1),
 
     Field("use_loss_mask", "bool", "loss_masking",

@@ -19,7 +19,7 @@ from ..batching import Batch
 from ..checkpoint import CheckpointError, carry_optimizer, check_tokenizer, load_model, load_train_state
 from ..config import ConfigError, TrainConfig, adopt_architecture
 from ..dataset import DatasetError
-from ..device import DeviceError, memory_available, pick_dtype
+from ..device import DeviceError, fast_math, memory_available, pick_dtype, use_compile
 from ..model import GPT, GPTConfig
 from ..runs import latest_checkpoint
 from ..sampler import Eligibility, EpisodeSampler, SamplerState
@@ -53,15 +53,39 @@ def batching_for(cfg: TrainConfig, data: Data) -> tuple[TrainConfig, list[str]]:
 
 class SupervisedLoss(torch.nn.Module):
     """The training forward: sum of token losses at supervised positions (the output layer runs
-    only there). A module of its own so that DDP and torch.compile wrap exactly this call."""
+    only there). A module of its own so that DDP wraps exactly this call.
 
-    def __init__(self, model: GPT) -> None:
+    `compiled`: torch.compile by region, as torchtitan does: every transformer block (one graph,
+    shared by all layers: they differ only in their weights, which are the graph's inputs) and
+    the output layer's loss, whose number of supervised positions changes every batch and is
+    marked dynamic (one graph for all counts). Compile time does not grow with depth, the model
+    itself stays uncompiled (evaluation and generation run it as it is), and the state dict
+    keeps its names. `full_output`: the output layer at every position (the benchmark's baseline).
+    """
+
+    def __init__(self, model: GPT, *, compiled: bool = False, full_output: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.full_output = full_output
+        self.compiled = compiled
+        # Plain attributes, not submodules: the parameters (and DDP's view of them) stay the model's.
+        # torch.compile is lazy: a region is compiled at its first call.
+        self._blocks = [torch.compile(b) for b in model.transformer.h] if compiled else None
+        self._loss = torch.compile(model.gathered_loss) if compiled else model.gathered_loss
+        self._full = torch.compile(model.full_output_loss) if compiled else model.full_output_loss
 
     def forward(self, b: Batch) -> torch.Tensor:
-        return self.model.supervised_loss(b.x, b.y, b.mask, segment_ids=b.segment_ids, position_ids=b.position_ids,
-                                          weight=b.weight)
+        m = self.model
+        if b.sup_index is None and not self.full_output:  # a batch made by hand: the reference path
+            return m.supervised_loss(b.x, b.y, b.mask, segment_ids=b.segment_ids, position_ids=b.position_ids,
+                                     weight=b.weight)
+        h = m.hidden(b.x, segment_ids=b.segment_ids, position_ids=b.position_ids, blocks=self._blocks)
+        if self.full_output:
+            return self._full(h, b.y, b.mask, b.weight)
+        if self.compiled:  # one graph for every count of supervised positions
+            torch._dynamo.maybe_mark_dynamic(b.sup_index, 0)
+            torch._dynamo.maybe_mark_dynamic(b.sup_targets, 0)
+        return self._loss(h, b.sup_index, b.sup_targets, b.weight)
 
 
 @dataclass
@@ -316,9 +340,10 @@ def _restore(state: dict, elig: Eligibility, optimizer: torch.optim.Optimizer, s
 
 
 def _wrap(model: GPT, cfg: TrainConfig, dist: distributed.Dist, device: torch.device) -> torch.nn.Module:
-    train_model: torch.nn.Module = SupervisedLoss(model)
-    if cfg.compile:
-        train_model = torch.compile(train_model)
+    """The training forward: compiled by region when `compile` says so (auto: on a CUDA GPU), in DDP
+    under torchrun (NCCL on GPUs; the loop skips the gradient sync of all but the last micro-batch)."""
+    fast_math(device, cfg.precision)
+    train_model: torch.nn.Module = SupervisedLoss(model, compiled=use_compile(cfg.compile, device))
     if dist.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -28,7 +28,18 @@ def progress_line(ev: Step, max_iters: int, val_loss: float | None, width: int =
     val = f" | val {loss(val_loss)}" if val_loss is not None else ""
     return (f"[{'#' * filled}{'-' * (width - filled)}] {done:4.0%} step {ev.step}/{max_iters}"
             f" | epoch {ev.epoch} ({ev.epoch_progress:.0%}) | loss {ev.loss:.4f}{val}"
-            f" | {ev.tokens_per_s:,.0f} tok/s | ETA {fmt_duration(ev.eta_s)}")
+            f" | {ev.tokens_per_s:,.0f} tok/s{device_use(ev)} | ETA {fmt_duration(ev.eta_s)}")
+
+
+def device_use(ev: Step, sep: str = " | ") -> str:
+    """The step's MFU and the GPU memory the run peaked at, each where the run reports it ("" on a CPU
+    without peak_tflops), each after `sep`."""
+    parts = []
+    if ev.mfu is not None:
+        parts.append(f"MFU {ev.mfu:.0%}")
+    if ev.peak_memory_bytes is not None:
+        parts.append(f"peak mem {ev.peak_memory_bytes / 2**30:.1f} GiB")
+    return "".join(sep + p for p in parts)
 
 
 def preflight_lines(ev: RunStart) -> list[str]:

@@ -49,7 +49,7 @@ def test_flags_parse_types_and_override_the_file(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--dropout", "1.5"], "argument --dropout: must be a number in [0, 1), got '1.5'"),
     (["--batch-size", "ten"], "argument --batch_size/--batch-size: must be an integer >= 1, got 'ten'"),
-    (["--compile", "maybe"], "argument --compile: must be true or false (or 1/0, yes/no, on/off), got 'maybe'"),
+    (["--compile", "maybe"], 'argument --compile: must be one of "auto", "true", "false", got "maybe"'),
     (["--batching", "packed"],
      'argument --batching: must be one of "pad", "pack", got "packed" (did you mean "pack"?)'),
     (["--min_lr", "none"], "argument --min_lr/--min-lr: must be a number >= 0, or unset "

@@ -177,7 +177,7 @@ def test_comment_keys_are_comments_only_in_json():
      "c.toml:1: unknown key 'use_amp' (MyPT's use_amp/amp_dtype: write precision = \"bf16\", \"fp16\" or \"fp32\")"),
     ('batch_size = "10"\n', 'c.toml:1: batch_size must be an integer >= 1, got "10" (a string)'),
     ('max_iters = 5.5\n', "c.toml:1: max_iters must be an integer >= 1, got 5.5 (a number)"),
-    ('compile = 1\n', "c.toml:1: compile must be true or false, got 1 (an integer)"),
+    ('compile = 1\n', 'c.toml:1: compile must be one of "auto", "true", "false", got 1 (an integer)'),
     ('dropout = 1.5\n', "c.toml:1: dropout must be a number in [0, 1), got 1.5"),
     ('learning_rate = -5e-5\n', "c.toml:1: learning_rate must be a number > 0, got -5e-05"),
     ('eval_interval = 0\n', "c.toml:1: eval_interval must be an integer >= 1, got 0"),

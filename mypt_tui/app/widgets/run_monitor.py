@@ -14,7 +14,7 @@ from engine.events import CheckpointSaved, Done, EpochEnd, Eval, Event, RunError
 from engine.runs import RunStatus
 from mypt_tui.app.widgets.audit_log import AuditLog, step_line
 from mypt_tui.app.widgets.loss_plot import LossPlot
-from mypt_tui.present.console import done_line
+from mypt_tui.present.console import device_use, done_line
 from mypt_tui.present.numbers import fmt_duration, loss
 
 
@@ -182,4 +182,4 @@ class RunMonitor(Vertical):
             val = f" · val {loss(self.run.val_loss)}"
             if self.run.best_val_loss is not None:
                 val += f" (best {loss(self.run.best_val_loss)})"
-        metrics.update(f"loss {loss(s.loss)}{val} · lr {s.lr:.2e} · {s.tokens_per_s:,.0f} tok/s")
+        metrics.update(f"loss {loss(s.loss)}{val} · lr {s.lr:.2e} · {s.tokens_per_s:,.0f} tok/s{device_use(s, ' · ')}")
