@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .model import GPTConfig
+from .model_config import GPTConfig
 
 
 def _lookup_params(cfg: GPTConfig) -> int:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import CheckpointError
     from engine.gpt2_import import import_gpt2
     from engine.layout import META_FILE
-    from engine.model import GPTConfig
+    from engine.model_config import GPTConfig
     from engine.sizing import count_params
 
     try:
