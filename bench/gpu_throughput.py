@@ -160,7 +160,8 @@ def build(row: Row, args: argparse.Namespace, device: torch.device, data: Synthe
     return types.SimpleNamespace(
         cfg=cfg, progress=Progress(0), dist=distributed.Dist(), device=device, dtype=dtype, model=model,
         train_model=train_model, optimizer=optimizer, scaler=torch.amp.GradScaler(device.type, enabled=False),
-        sampler=sampler, data=types.SimpleNamespace(train=data, pad_id=0))
+        sampler=sampler, data=types.SimpleNamespace(train=data, pad_id=0),
+        enter_phase=lambda step: None)  # no curriculum: one phase
 
 
 def sync(device: torch.device) -> None:
@@ -422,6 +423,8 @@ def main(argv: list[str] | None = None) -> None:
     print(summary, flush=True)
     if out_dir:
         (out_dir / "gpu_throughput.md").write_text("\n".join(lines + ["", summary]) + "\n")
+    if not results:
+        raise SystemExit("no row could be measured (see each row's reason above)")
 
 
 def summarize(results: list[dict]) -> str:
