@@ -33,7 +33,7 @@ def flag(parser: argparse._ActionsContainer, name: str, *more: str, **kw: Any) -
 
 # -- config keys ---------------------------------------------------------------------------------
 
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION"}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION", "table": "JSON"}
 
 
 def _flag_type(name: str) -> Callable[[str], Any]:

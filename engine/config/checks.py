@@ -73,6 +73,11 @@ def check_value(f: Field, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad(type_hint=True)
         return value
+    if f.kind == "table" and f.table is not None:
+        try:
+            return f.table(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     if f.kind in ("str", "choice"):
         if not isinstance(value, str):
             raise bad(type_hint=True)
@@ -116,6 +121,13 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
     if f.nullable and allow_unset and text.lower() in ("", "none", "null"):
         return None
     shown = Invalid(f"must be {f.allowed}, got {raw!r}")
+    if f.kind == "table":
+        from .. import jsonio  # a table typed as text (a flag, a form field) is a JSON object
+
+        try:
+            return check_value(f, jsonio.loads(text))
+        except jsonio.JsonError as e:
+            raise Invalid(f"must be a JSON object (e.g. {{\"name\": \"value\"}}): {e}") from None
     if f.kind in ("str", "choice"):
         value: Any = raw if f.kind == "str" else text
     elif f.kind == "bool":
@@ -191,6 +203,8 @@ def format_value(name: str, value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 

@@ -1,4 +1,5 @@
-"""Reading config files: TOML (mypt's format, flat, groups are comments) and MyPT's JSON (its
+"""Reading config files: TOML (mypt's format, flat, groups are comments; the table keys such as
+eval_sets may be an inline table or a [section]) and MyPT's JSON (its
 `comment*` keys, renamed keys, use_amp/amp_dtype, keys mypt does not implement). Every problem
 names the file and the line of the key.
 """
@@ -21,8 +22,6 @@ from .train_config import TrainConfig, build
 _MYPT_RENAMED = {"grad_accum_steps": "gradient_accumulation_steps"}
 # MyPT JSON keys mypt does not implement: an error that says so, rather than "unknown key".
 _MYPT_UNSUPPORTED = {
-    "eval_sets": "extra evaluation datasets are not supported",
-    "eval_seed": "evaluation uses the same fixed batches every time, no seed",
     "log_file": "mypt logs to <run>/events.jsonl",
     "use_checkpoint": "activation checkpointing is not supported",
 }
@@ -98,7 +97,7 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         at = _at(text, key, "toml", source)
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not (key in FIELDS and FIELDS[key].kind == "table"):
             problems.append(f"{at}: [{key}] is a table, but mypt configs are flat: write the "
                             f"keys at top level (group headings are comments)")
         elif key not in FIELDS:

@@ -152,10 +152,9 @@ def test_mypt_use_amp_and_amp_dtype_map_onto_precision(amp, precision):
 def test_mypt_json_renamed_and_unsupported_keys():
     cfg = load_config_text('{"grad_accum_steps": 3}', "c.json", "json")
     assert cfg.gradient_accumulation_steps == 3 and "gradient_accumulation_steps" in cfg.explicit
-    assert error_of('{\n  "eval_sets": {"a": "data/x"},\n  "use_amp": true,\n  "precision": "bf16"\n}',
+    assert error_of('{\n  "log_file": "x.jsonl",\n  "use_amp": true,\n  "precision": "bf16"\n}',
                     "c.json", "json") == (
-        "c.json:2: MyPT key 'eval_sets' is not supported by mypt (extra evaluation datasets are "
-        "not supported); remove it\n"
+        "c.json:2: MyPT key 'log_file' is not supported by mypt (mypt logs to <run>/events.jsonl); remove it\n"
         "c.json:3: give precision or MyPT's use_amp/amp_dtype, not both")
     assert error_of('{"amp_dtype": "int8"}', "c.json", "json") == (
         'c.json:1: amp_dtype must be one of "bf16", "fp16", "fp32", got "int8"')
