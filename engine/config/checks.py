@@ -125,7 +125,7 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
         from .. import jsonio  # a table typed as text (a flag, a form field) is a JSON object
 
         try:
-            return check_value(f, jsonio.loads(text))
+            return check_value(f, jsonio.parse_json(text))
         except jsonio.JsonError as e:
             raise Invalid(f"must be a JSON object (e.g. {{\"name\": \"value\"}}): {e}") from None
     if f.kind in ("str", "choice"):

@@ -72,7 +72,7 @@ def guards(gs: dict, history: list[Record], current: Record) -> tuple[dict[str, 
         change = (now - base) / base
         if change > g["eval_regression"]:
             regressed.append(name)
-            worst = worst or f"{name} loss {base:.4f} -> {now:.4f} (+{change:.0%} > {g['eval_regression']:.0%})"
+            worst = worst or f"{name} loss {base:.4f} -> {now:.4f} (+{change:.1%} > {g['eval_regression']:.0%})"
     if regressed:
         fired["regression"] = worst
     return fired, regressed

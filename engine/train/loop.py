@@ -153,7 +153,7 @@ def evaluate(run: Run, out: RunOutputs, at: int) -> bool:
     if run.main and run.evals.probes is not None:
         step_time = run.progress.step_time
         eta = None if step_time is None else step_time * (run.cfg.max_iters - at)
-        probe = run.evals.probes.round(run.model, at, final, eta)
+        probe = run.evals.probes.round(run.model, at, final, eta, untrained=at == 0 and run.init == "scratch")
         if probe is not None:
             out.emit(probe)
     return distributed.any_rank(run.dist, bool(out.choose_best(at, final)), run.device)

@@ -82,14 +82,17 @@ class Probes:
     def active(self) -> bool:
         return self.cfg.probe_interval > 0 and bool(self.samples or self.prompts)
 
-    def round(self, model: GPT, step: int, final: bool = False, eta: float | None = None) -> Probe | None:
+    def round(self, model: GPT, step: int, final: bool = False, eta: float | None = None,
+              untrained: bool = False) -> Probe | None:
         """Probe if this eval is due (every probe_interval evals from the first, and the last) and the
         budget allows; None when not due, a Probe with `skipped` when the budget says no.
 
         The budget: the probes' time, counting this round and one more kept for the final eval,
         must stay within probe_budget x the run's projected length (its time so far plus `eta`,
         the trainer's estimate of the rest). A round is forecast to cost what the last one did;
-        the first round always runs (it is what measures the cost)."""
+        the first round always runs (it is what measures the cost). `untrained`: the step 0 of a
+        run from scratch, whose random weights run every reply to its token limit and say nothing
+        (a continued checkpoint's step 0 is probed: it is the baseline forgetting is measured from)."""
         if not self.active:
             return None
         self.evals += 1
@@ -97,6 +100,9 @@ class Probes:
             return None
         budget = self.cfg.probe_budget
         elapsed = time.time() - self.clock
+        if untrained:
+            return Probe(step=step, budget=budget, skipped="untrained weights (a run from scratch): "
+                                                           "the first round comes at the next eval")
         if self.last is not None:
             reserve = 0.0 if final else self.last
             need = self.spent + self.last + reserve
