@@ -5,8 +5,9 @@ Loss alone misses a model that stops closing its replies or starts echoing the q
 greedy replies at each eval catch it. They cost decoding time, so the rounds are bounded by a
 share of the run's time (`probe_budget`, 10% by default): the first round measures what a round
 costs, and a later round that would lift the probes' share of the run's projected time above
-the budget (keeping room for a round at the final eval) is skipped, and reported. Probe replies use the same scoring loop as `mypt eval`
-(engine.eval.score_episodes): the same prompts, token limit and scorer, so the two agree.
+the budget (keeping room for a round at the final eval) is skipped, and reported. Probe replies
+use the same scoring loop as `mypt eval` (engine.eval.score_episodes): the same prompts, token
+limit and scorer, so the two agree.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from engine.events import (CheckpointSaved, Done, EpochEnd, EpochStart, Event, Gate, RunError, RunStart,
-                           RunWarning, Step)
+from engine.events import CheckpointSaved, Done, EpochEnd, EpochStart, Event, Gate, RunError, RunStart, RunWarning, Step
 from engine.report import ReportCard
 from engine.runs import RunStatus
 from mypt_tui.present.eval_rows import table_lines
