@@ -1,5 +1,5 @@
 """One run on screen: progress with epoch/step/ETA, loss/LR/tokens-per-second, warnings, the loss
-plot and the episode-audit log. Fed batches of engine events (live, followed or replayed); it
+plot and the episode-audit log, and (tab "Evals") the eval panel. Fed batches of engine events (live, followed or replayed); it
 renders each batch once, so a burst of steps costs one repaint."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ProgressBar, Static
+from textual.widgets import ProgressBar, Static, TabbedContent, TabPane
 
 from engine.events import CheckpointSaved, Done, EpochEnd, Eval, Event, RunError, RunStart, RunWarning, Step
 from engine.runs import RunStatus
 from mypt_tui.app.widgets.audit_log import AuditLog, step_line
+from mypt_tui.app.widgets.eval_panel import EvalPanel
 from mypt_tui.app.widgets.loss_plot import LossPlot
 from mypt_tui.present.console import done_line
 from mypt_tui.present.numbers import fmt_duration, loss
@@ -41,6 +42,8 @@ class RunMonitor(Vertical):
     RunMonitor #mon-warning.-shown { display: block; }
     RunMonitor #mon-warning.-error { color: $error; }
     RunMonitor #mon-body { height: 1fr; }
+    RunMonitor #mon-tabs { height: 1fr; }
+    RunMonitor #mon-tabs TabPane { padding: 0; height: 1fr; }
     RunMonitor LossPlot { width: 3fr; }
     RunMonitor AuditLog { width: 2fr; border-left: vkey $panel; }
     """
@@ -58,9 +61,13 @@ class RunMonitor(Vertical):
             yield Static("", id="mon-progress")
         yield Static("", id="mon-metrics")
         yield Static("", id="mon-warning")
-        with Horizontal(id="mon-body"):
-            yield LossPlot(id="mon-plot")
-            yield AuditLog(id="mon-audit")
+        with TabbedContent(id="mon-tabs"):
+            with TabPane("Loss & audit", id="mon-tab-loss"):
+                with Horizontal(id="mon-body"):
+                    yield LossPlot(id="mon-plot")
+                    yield AuditLog(id="mon-audit")
+            with TabPane("Evals", id="mon-tab-evals"):
+                yield EvalPanel(id="mon-evals")
 
     @property
     def step(self) -> Step | None:
@@ -78,12 +85,17 @@ class RunMonitor(Vertical):
     def audit(self) -> AuditLog:
         return self.query_one(AuditLog)
 
+    @property
+    def evals(self) -> EvalPanel:
+        return self.query_one(EvalPanel)
+
     def reset(self, status: str = "") -> None:
         """Forget the shown run (a new run, or another run opened)."""
         self.run, self.last_audit_step = RunStatus(), -1
         self.plot.clear_points()
         self.plot.redraw()
         self.audit.clear()
+        self.evals.reset()
         warning = self.query_one("#mon-warning", Static)
         warning.update("")
         warning.remove_class("-shown", "-error")
@@ -162,6 +174,7 @@ class RunMonitor(Vertical):
             if fed.done is not None or fed.started is not None or replay:
                 plot.redraw()  # else its own timer draws the new points, at most once a second
             self._render_numbers()
+            self.evals.feed(events)
         return fed
 
     def _render_numbers(self) -> None:
