@@ -11,9 +11,9 @@ from pathlib import Path
 from textual.widgets import DataTable, Select, TabbedContent
 
 from engine.events import Eval, Gate, JsonlSink, Probe, RunStart
+from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
 from mypt_tui.app.app import MyptApp
 from mypt_tui.app.widgets.eval_panel import EvalPanel, EvalPlot
-from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 34)
 

@@ -1,6 +1,6 @@
 """One run on screen: progress with epoch/step/ETA, loss/LR/tokens-per-second, warnings, the loss
-plot and the episode-audit log, and (tab "Evals") the eval panel. Fed batches of engine events (live, followed or replayed); it
-renders each batch once, so a burst of steps costs one repaint."""
+plot and the episode-audit log, and (tab "Evals") the eval panel. Fed batches of engine events
+(live, followed or replayed); it renders each batch once, so a burst of steps costs one repaint."""
 
 from __future__ import annotations
 
