@@ -107,7 +107,8 @@ def main() -> int:
     c = report["cost"]
     print(f"demo chat run: {wall:.0f} s wall, {c['run_seconds']:.0f} s of training loop; load after {load()}")
     print(f"  evals (loss passes, {len(report['evals'])} evals): {c['eval_seconds']:.1f} s = {c['eval_share']:.1%}")
-    print(f"  probes ({c['probe_rounds']} rounds, {c['probe_rounds_skipped']} skipped by the budget): "
+    print(f"  probes ({c['probe_rounds']} rounds; {c['probe_rounds_skipped']} skipped: the budget, or step 0 "
+          "from scratch): "
           f"{c['probe_seconds']:.1f} s = {c['probe_share']:.1%} (budget 10%)")
     print(f"  together: {c['eval_share'] + c['probe_share']:.1%} of the run")
     best = report["best"]
