@@ -1,4 +1,4 @@
-"""The eval panel (the monitor's Evals tab) as a user sees it: a run followed in Runs fills a row per
+"""The eval panel (the monitor's Evals view) as a user sees it: a run followed in Runs fills a row per
 eval set with each change since the last eval, a guard that fires turns its set's row red and says
 what it saw, the plot switches metric and the latest probe replies show gold beside reply; a run
 trained on the Train screen fills the same panel."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textual.widgets import DataTable, Select, TabbedContent
+from textual.widgets import DataTable, Select
 
 from engine.events import Eval, Gate, JsonlSink, Probe, RunStart
 from helpers_app import screen_text, tiny_config, tiny_dataset, wait_for
@@ -59,7 +59,7 @@ async def test_a_followed_run_fills_the_panel_and_a_guard_turns_its_row_red(tmp_
         await pilot.press("f2")
         await wait_for(pilot, lambda: app.screen.query_one("#runs-table", DataTable).row_count == 1, "the run")
         await pilot.press("o")
-        app.screen.query_one("#mon-tabs", TabbedContent).active = "mon-tab-evals"
+        await pilot.click("#mon-show-evals")
         panel = app.screen.query_one(EvalPanel)
         table = panel.query_one("#eval-table", DataTable)
         await wait_for(pilot, lambda: table.row_count == 2, "a row per eval set")
