@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Select
 
 from engine.events import Eval, Gate, JsonlSink, Probe, RunStart
@@ -93,6 +94,7 @@ async def test_a_followed_run_fills_the_panel_and_a_guard_turns_its_row_red(tmp_
                        "gold beside reply on one line")
 
 
+@pytest.mark.slow
 async def test_a_run_trained_on_the_train_screen_fills_the_same_panel(tmp_path):
     from textual.widgets import Input
 
