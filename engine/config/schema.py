@@ -99,7 +99,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("training", "Training parameters"),
     ("loss_masking", "Loss masking (SFT-specific)"),
     ("episode_sampling", "Episode-indexed settings (reproducibility)"),
-    ("evaluation", "Evaluation while training (eval sets, probes, checkpoint choice)"),
+    ("evaluation", "Evaluation"),
 )
 GROUP_TITLES: dict[str, str] = dict(GROUPS)
 
