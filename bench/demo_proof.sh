@@ -16,7 +16,9 @@ DATA=${DATA:-data/prepared/demo_chat}
 echo "== load before: $(uptime)"
 "$BIN/mypt" prepare chat --input data/demo_chat.jsonl --val_file data/demo_chat_heldout.jsonl \
   --output "$DATA" --overwrite >/dev/null
-echo "== prepared $DATA"
+"$BIN/mypt" prepare tool --input data/demo_tool.jsonl --val_file data/demo_tool_heldout.jsonl \
+  --output data/prepared/demo_tool --overwrite >/dev/null   # the demo config's eval set
+echo "== prepared $DATA and data/prepared/demo_tool"
 
 start=$(date +%s)
 "$BIN/mypt" train --init scratch --config configs/demo/chat.toml --dataset "$DATA" --output "$RUN" \

@@ -18,14 +18,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import MyptError
 from .batching import collate
+from .errors import MyptError
 from .generate import SamplingConfig, default_stop_ids, generate
 from .model import GPT
 from .sampler import pack_rows
@@ -205,26 +205,49 @@ def evaluate(model: GPT, tok: Tokenizer, split: EvalSource, options: EvalOptions
     model.eval()
     try:
         _teacher_forced(model, tok, split, n, options.batch_size, families, per_family, overall, report, stop)
-        stops = default_stop_ids(tok)
-        results: list[TurnResult] = []
-        for i in range(n):
-            ids, _ = split.episode(i)
-            for k, turn in enumerate(episode_turns(ids, tok), 1):
-                sampling = SamplingConfig(temperature=0.0, max_new_tokens=len(turn.gold_ids) + options.margin,
-                                          repetition_penalty=1.0)
-                out = list(generate(model, turn.prompt, sampling, stop_ids=stops, should_stop=stop))
-                if stop():
-                    raise EvalCancelled("eval stopped")
-                score = score_reply(turn.gold, out, tok)
-                per_family[families[i]].add_turn(score)
-                overall.add_turn(score)
-                results.append(TurnResult(split.ids[i], i, k, families[i], tok.decode(turn.gold_ids[:-1]), score))
-            report(EvalProgress("generate", i + 1, n, overall.turns, overall.exact))
+
+        def scored(done: int, turns: list[TurnResult]) -> None:
+            for t in turns:
+                per_family[t.family].add_turn(t.score)
+                overall.add_turn(t.score)
+            report(EvalProgress("generate", done, n, overall.turns, overall.exact))
+
+        results = score_episodes(model, tok, split, range(n), options.margin, should_stop=stop, on_episode=scored)
     finally:
         model.train(was_training)
     return EvalReport(checkpoint=checkpoint, step=step, dataset=dataset, split=options.split,
                       episode_ids=[split.ids[i] for i in range(n)], families=per_family, overall=overall,
                       turns=results, seconds=time.time() - t0)
+
+
+def score_episodes(model: GPT, tok: Tokenizer, split: EvalSource, indices: Iterable[int], margin: int = DEFAULT_MARGIN,
+                   max_new_tokens: int | None = None, should_stop: Callable[[], bool] | None = None,
+                   on_episode: Callable[[int, list[TurnResult]], None] | None = None) -> list[TurnResult]:
+    """Greedy replies to every assistant turn of the given episodes, each scored against its gold
+    turn: the one scoring loop of `mypt eval` and of the trainer's probes, so that the two agree.
+
+    A reply may take the gold reply's length plus `margin` tokens (and at most `max_new_tokens`).
+    Raises EvalCancelled when `should_stop()` turns true.
+    """
+    stop = should_stop or (lambda: False)
+    stops = default_stop_ids(tok)
+    results: list[TurnResult] = []
+    for done, i in enumerate(indices, 1):
+        ids, _ = split.episode(i)
+        turns = []
+        for k, turn in enumerate(episode_turns(ids, tok), 1):
+            limit = len(turn.gold_ids) + margin
+            sampling = SamplingConfig(temperature=0.0, repetition_penalty=1.0,
+                                      max_new_tokens=limit if max_new_tokens is None else min(limit, max_new_tokens))
+            out = list(generate(model, turn.prompt, sampling, stop_ids=stops, should_stop=stop))
+            if stop():
+                raise EvalCancelled("eval stopped")
+            score = score_reply(turn.gold, out, tok)
+            turns.append(TurnResult(split.ids[i], i, k, split.families[i], tok.decode(turn.gold_ids[:-1]), score))
+        results += turns
+        if on_episode is not None:
+            on_episode(done, turns)
+    return results
 
 
 @torch.inference_mode()

@@ -20,7 +20,6 @@ from . import jsonio
 from .layout import EVENTS_FILE
 
 
-
 @dataclass
 class Event:
     type: ClassVar[str] = "event"
@@ -77,11 +76,60 @@ class Step(Event):
 
 @dataclass
 class Eval(Event):
+    """Masked loss and token accuracy on fixed samples. `sets` has one entry per eval set (the run's
+    own val split as "val", then each of eval_sets): {loss, token_accuracy, tokens, kind, split, path};
+    a number that is not finite is null there."""
+
     type: ClassVar[str] = "eval"
     val_loss: float | None
     train_loss: float  # on a fixed train subset, never the training stream
     val_accuracy: float | None = None  # masked next-token accuracy
     val_tokens: int = 0
+    train_accuracy: float | None = None  # masked next-token accuracy on the train subset (saturation)
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0  # what this eval took
+
+
+@dataclass
+class Probe(Event):
+    """Greedy replies on the fixed probe sample of each set, scored like `mypt eval`.
+
+    `sets`: name -> {turns, exact, formatted, tool_turns, tool_valid, exact_match, format_compliance,
+    tool_call_validity, families: {family: same counts and rates}}; `replies`: [{set, episode, turn,
+    family, gold, reply, exact, formatted, problem}]. `skipped` says why no round ran (its budget)."""
+
+    type: ClassVar[str] = "probe"
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # this round
+    spent: float = 0.0  # every probe round of this process so far
+    share: float = 0.0  # spent / the process's run time so far
+    budget: float = 0.0  # the share probes may take (probe_budget)
+    skipped: str = ""
+
+
+@dataclass
+class Gate(Event):
+    """The checkpoint choice after an eval: whether these weights became best/ and why.
+
+    `guards`: the loss guards that fired (code -> what they saw: overfit, rises, regression);
+    `regressed`: the eval sets whose loss regressed past gold_selection's eval_regression;
+    `gate`: the external gate's run ({ran, ok, returncode, passed, metric, error, seconds,
+    output_json}); `saturation`: the token-accuracy detector ({detected, reason, first_step});
+    `early_stop`: why the run stops here, empty when it goes on."""
+
+    type: ClassVar[str] = "gate"
+    strategy: str
+    chosen: bool
+    reason: str
+    val_loss: float | None = None
+    best_step: int | None = None  # the step best/ holds after this decision
+    blocked: bool = False  # a guard or the external gate kept these weights out of best/
+    guards: dict[str, str] = field(default_factory=dict)
+    regressed: list[str] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
+    saturation: dict[str, Any] | None = None
+    early_stop: str = ""
 
 
 @dataclass
@@ -139,6 +187,7 @@ class Done(Event):
     best_val_loss: float | None = None
     audit_records: int | None = None  # the audit as the run left it (see CheckpointSaved)
     audit_hash: str | None = None
+    early_stop: str = ""  # why the run ended before max_iters (saturation, early stopping), if it did
 
 
 @dataclass
@@ -149,15 +198,29 @@ class RunError(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (
-    RunStart, Step, Eval, EpochStart, EpochEnd, PhaseStart, CheckpointSaved, RunWarning, Done, RunError)}
+    RunStart, Step, Eval, Probe, Gate, EpochStart, EpochEnd, PhaseStart, CheckpointSaved, RunWarning, Done, RunError)}
 
 Sink = Callable[[Event], None]
 
 
 def _finite(v: Any) -> Any:
-    """JSON has no NaN: a non-finite loss is written as the string "nan"/"inf"."""
+    """JSON has no NaN: a non-finite loss is written as the string "nan"/"inf" (null inside a
+    table or list, where no reader converts strings back)."""
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if isinstance(v, (dict, list)):
+        return json_safe(v)
+    return v
+
+
+def json_safe(v: Any) -> Any:
+    """A value JSON can hold: a non-finite number nested anywhere becomes null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [json_safe(x) for x in v]
     return v
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .events import Done, Eval, Event, RunError, RunStart, Step, read_events
 from .layout import BEST_DIR, CONFIG_FILE, EVENTS_FILE, META_FILE, RUN_FILE, STEP_PREFIX, TRAIN_STATE_FILE
-
+from .report import ReportCard, overall
 
 
 def step_dir(run: Path, step: int) -> Path:
@@ -110,25 +110,39 @@ class RunInfo:
     max_iters: int = 0
     loss: float | None = None
     val_loss: float | None = None
-    best_val_loss: float | None = None
+    best_val_loss: float | None = None  # best/'s val loss (the lowest val loss for runs without gate events)
     updated: float = 0.0
     pid: int | None = None
     message: str = ""
+    best_step: int | None = None  # the step best/ holds (the report card's choice)
+    best_exact_match: float | None = None  # over every probed turn of that eval
+    best_format: float | None = None
+    report: dict | None = None  # the report card (engine.report, without the probe replies)
 
 
 def run_info(path: Path) -> RunInfo:
-    """Status and last metrics of a run, from its events.jsonl alone."""
+    """Status, last metrics and report card of a run, from its events.jsonl alone."""
     path = Path(path)
     events_path = path / EVENTS_FILE
     if not events_path.exists():
         return RunInfo(path.name, path, "new")
     updated = events_path.stat().st_mtime
-    status = RunStatus()
+    status, card = RunStatus(), ReportCard()
     for ev in read_events(events_path):
         status.apply(ev)
+        card.apply(ev)
+    best = card.best
+    scores = overall(best) if best else {"exact_match": None, "format_compliance": None}
+    decided = any(r.get("gate") for r in card.records)  # runs before gate events: the lowest val loss
+    best_val = (best["val_loss"] if best else None) if decided else status.best_val_loss
+    report = card.to_dict()
+    for key in ("replies", "replies_step"):
+        report.pop(key)
     return RunInfo(path.name, path, status.state(), step=status.at_step, max_iters=status.max_iters,
-                   loss=status.loss, val_loss=status.val_loss, best_val_loss=status.best_val_loss,
-                   updated=updated, pid=status.pid, message=status.message)
+                   loss=status.loss, val_loss=status.val_loss, best_val_loss=best_val,
+                   updated=updated, pid=status.pid, message=status.message,
+                   best_step=best["step"] if best else None, best_exact_match=scores["exact_match"],
+                   best_format=scores["format_compliance"], report=report)
 
 
 class RunScanner:

@@ -103,6 +103,11 @@ def check_value(f: Field, value: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
             return value.lower() in _TRUE
+    if f.kind == "table" and f.table is not None:
+        try:
+            return f.table(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     if f.kind in ("str", "choice"):
         if not isinstance(value, str):
             raise bad(type_hint=True)
@@ -159,6 +164,13 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
         except ValueError as e:
             raise Invalid(f"must be JSON text of {f.allowed}: {e}") from None
         return check_value(f, value)
+    if f.kind == "table":
+        from .. import jsonio  # a table typed as text (a flag, a form field) is a JSON object
+
+        try:
+            return check_value(f, jsonio.parse_json(text))
+        except jsonio.JsonError as e:
+            raise Invalid(f"must be a JSON object (e.g. {{\"name\": \"value\"}}): {e}") from None
     if f.kind in ("str", "choice"):
         value: Any = raw if f.kind == "str" else text
     elif f.kind == "bool":
@@ -238,6 +250,8 @@ def format_value(name: str, value: Any) -> str:
         return "true" if value else "false"
     if FIELDS.get(name) is not None and FIELDS[name].kind == "curriculum":
         return curriculum_text(value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 

@@ -116,20 +116,3 @@ def phase_starts(curriculum: dict[str, Any]) -> list[int]:
 def curriculum_text(curriculum: dict[str, Any] | None) -> str:
     """The value as one line of JSON (a flag, a form field)."""
     return "" if curriculum is None else json.dumps(curriculum, ensure_ascii=False)
-
-
-def curriculum_toml(curriculum: dict[str, Any]) -> str:
-    """The value as a TOML inline table (TOML has no null: an unset until_iter is left out)."""
-    def s(x: str) -> str:
-        return json.dumps(x, ensure_ascii=False)
-
-    def phase(p: dict[str, Any]) -> str:
-        parts = [f"name = {s(p['name'])}", f"dataset_dir = {s(p['dataset_dir'])}"]
-        if p["until_iter"] is not None:
-            parts.append(f"until_iter = {p['until_iter']}")
-        if p["description"]:
-            parts.append(f"description = {s(p['description'])}")
-        return "{" + ", ".join(parts) + "}"
-
-    phases = ", ".join(phase(p) for p in curriculum["phases"])
-    return f"{{description = {s(curriculum['description'])}, phases = [{phases}]}}"

@@ -1,4 +1,5 @@
-"""Reading config files: TOML (mypt's format, flat, groups are comments) and MyPT's JSON (its
+"""Reading config files: TOML (mypt's format, flat, groups are comments; the table keys such as
+eval_sets may be an inline table or a [section]) and MyPT's JSON (its
 `comment*` keys, renamed keys, use_amp/amp_dtype, keys mypt does not implement). Every problem
 names the file and the line of the key.
 """
@@ -21,11 +22,6 @@ from .train_config import TrainConfig, build
 
 # MyPT JSON spellings that mean one of our keys.
 _MYPT_RENAMED = {"grad_accum_steps": "gradient_accumulation_steps"}
-# MyPT JSON keys mypt does not implement: an error that says so, rather than "unknown key".
-_MYPT_UNSUPPORTED = {
-    "eval_sets": "extra evaluation datasets are not supported",
-    "eval_seed": "evaluation uses the same fixed batches every time, no seed",
-}
 _AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
                "fp32": "fp32", "float32": "fp32"}
 
@@ -106,7 +102,7 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         at = _at(text, key, "toml", source)
-        if isinstance(value, dict) and not (key in FIELDS and FIELDS[key].kind == "curriculum"):
+        if isinstance(value, dict) and not (key in FIELDS and FIELDS[key].kind in ("curriculum", "table")):
             problems.append(f"{at}: [{key}] is a table, but mypt configs are flat: write the "
                             f"keys at top level (group headings are comments)")
         elif key not in FIELDS:
@@ -164,10 +160,6 @@ def _read_json(text: str, source: str) -> tuple[dict[str, Any], dict[str, str]]:
             out[target] = value
             if target != key:
                 renamed[target] = f"{at(key)} ({key})"
-        elif key in _MYPT_UNSUPPORTED:
-            msg = f"MyPT key '{key}' is not supported by mypt ({_MYPT_UNSUPPORTED[key]}); remove it"
-            problems.append(f"{at(key)}: {msg}")
-            by_key[key] = msg
         else:
             msg = f"unknown key {shown(key, 60)}{did_you_mean(key, [*FIELDS, *_MYPT_RENAMED, 'use_amp', 'amp_dtype'])}"
             problems.append(f"{at(key)}: {msg}")

@@ -6,7 +6,7 @@ Config form and the TOML writer are all made from it, so a key cannot drift betw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..layout import (
     DEVICES,
@@ -22,11 +22,12 @@ from ..layout import (
     PRECISIONS,
 )
 from .curriculum import ALLOWED as CURRICULUM_ALLOWED
+from .evaluation import check_eval_sets, check_gold_selection, check_saturation
 
 # The Python type a TrainConfig holds for each kind ("steps" may be given as a fraction, but is
 # held as steps).
 _TYPES: dict[str, type] = {"int": int, "steps": int, "float": float, "bool": bool, "str": str, "choice": str,
-                           "curriculum": dict}
+                           "curriculum": dict, "table": dict}
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,12 @@ class Field:
     """What the Config screen, the flags and the loader know about one key.
 
     kind: "int", "float", "bool", "choice", "str", "steps" (an int, or a fraction < 1 of
-    max_iters), or "curriculum" (phases of datasets, engine.config.curriculum). low/high bound
-    numbers (open ends when low_open/high_open). nullable keys may be unset (None); `unset` says
-    what unset means. `guide` is the guide's one-line reason for its phase 3a value, where the
-    guide gives one. `aliases` are other spellings of a choice (MyPT's "bfloat16" for "bf16").
+    max_iters), "curriculum" (phases of datasets, engine.config.curriculum) or "table" (MyPT's
+    nested blocks; `table` checks and completes one, raising ValueError worded to follow the key's
+    name). low/high bound numbers (open ends when low_open/high_open). nullable keys may be unset
+    (None); `unset` says what unset means. `guide` is the guide's one-line reason for its phase 3a
+    value, where the guide gives one. `aliases` are other spellings of a choice (MyPT's "bfloat16"
+    for "bf16").
     """
 
     name: str
@@ -56,6 +59,7 @@ class Field:
     architecture: bool = False
     aliases: tuple[tuple[str, str], ...] = ()
     ceiling: int | None = None  # past any size this trainer can hold: refused, though not shown as a range
+    table: Callable[[Any], Any] | None = None
 
     @property
     def type(self) -> Any:
@@ -77,6 +81,8 @@ class Field:
             text = "one of " + ", ".join(f'"{c}"' for c in self.choices)
         elif self.kind == "str":
             text = "a string"
+        elif self.kind == "table":
+            text = "a table (TOML: key = { ... }; flags: a JSON object)"
         elif self.kind == "steps":
             text = "an integer >= 0 (steps) or a fraction in [0, 1) of max_iters"
         elif self.kind == "curriculum":
@@ -114,6 +120,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("episode_sampling", "Episode-indexed settings (reproducibility)"),
     ("sft_pipeline", "SFT pipeline (MyPT's phases): memory, noise, freezing, curriculum"),
     ("run_outputs", "Logs and saved checkpoints"),
+    ("evaluation", "Evaluation"),
 )
 GROUP_TITLES: dict[str, str] = dict(GROUPS)
 
@@ -248,6 +255,38 @@ _KEYS: tuple[Field, ...] = (
     Field("save_dtype", "choice", "run_outputs",
           "Dtype of the weights in saved checkpoints (fp32 keeps a resume exact)", default="fp32",
           choices=("fp32", "bf16", "fp16"), aliases=(("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16"))),
+
+    Field("eval_sets", "table", "evaluation",
+          'More sets to evaluate at every eval: name = "path/to/prepared" (val split, else train)',
+          nullable=True, unset="only the run's own val split", table=check_eval_sets),
+    Field("eval_dataset_dir", "str", "evaluation",
+          "One more eval set, named after its folder (MyPT's --eval_dataset_dir)",
+          nullable=True, unset="none"),
+    Field("eval_seed", "int", "evaluation",
+          "Seed of the fixed sample each eval set is scored on (loss batches and probe episodes)",
+          default=1337, low=0, high=_SEED_MAX),
+    Field("eval_prompts_file", "str", "evaluation",
+          "MyPT prompts JSON ({prompts, expected_outputs}) probed at every probe round",
+          nullable=True, unset="no prompts file"),
+    Field("eval_max_new_tokens", "int", "evaluation",
+          "Most tokens a probe reply may take (a reply also stops at gold length + 16)", default=64, low=1),
+    Field("probe_interval", "int", "evaluation",
+          "Greedy probe replies every this many evals (0 = no probes)", default=1, low=0),
+    Field("probe_episodes", "int", "evaluation",
+          "Episodes per eval set in the fixed probe sample", default=16, low=1),
+    Field("probe_budget", "float", "evaluation",
+          "Largest share of the run's time probes may take (a round that would exceed it is skipped)",
+          default=0.1, low=0, high=1, low_open=True),
+    Field("gold_selection", "table", "evaluation",
+          "MyPT's checkpoint choice for best/: strategy (val_loss, hybrid, external_gate), guards, external_gate",
+          nullable=True, unset="val_loss with MyPT's guards", table=check_gold_selection),
+    Field("token_accuracy_saturation", "table", "evaluation",
+          "MyPT's saturation detector on masked token accuracy; action log_and_flag or stop",
+          nullable=True, unset="off", table=check_saturation),
+    Field("early_stopping_patience", "int", "evaluation",
+          "Stop when early_stopping_metric has not improved for this many evals (0 = off)", default=0, low=0),
+    Field("early_stopping_metric", "str", "evaluation",
+          "val_loss, train_loss, or <set>.loss / .token_accuracy / .exact_match / .format", default="val_loss"),
 )
 
 FIELDS: dict[str, Field] = {f.name: f for f in _KEYS}

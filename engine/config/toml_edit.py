@@ -15,15 +15,16 @@ from typing import Any, Mapping
 
 from ..layout import TEMP_PREFIX
 from .checks import ConfigError, parse_field
-from .curriculum import curriculum_toml
 from .files import load_config, load_config_text
 from .schema import FIELDS, GROUP_TITLES, GROUPS
 from .train_config import TrainConfig
 
 
 def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):  # the curriculum, the one key whose value is a table
-        return curriculum_toml(value)
+    if isinstance(value, dict):  # a table key (curriculum, eval_sets, gold_selection...) inline; TOML has no null
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -31,6 +32,10 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else json.dumps(key)
 
 
 def to_toml(cfg: TrainConfig, header: str = "mypt training config (resolved: file, flags, defaults)") -> str:
@@ -74,6 +79,7 @@ def edit_toml(text: str, values: Mapping[str, Any]) -> str:
 def _set_present_keys(body: list[tuple[Any, Any]], values: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     """Set (or remove, for None) in `body` the keys the file has; return the others by group."""
     import tomlkit
+    from tomlkit.items import Table
 
     present = {k.key: i for i, (k, _) in enumerate(body) if k is not None}
     added: dict[str, list[tuple[str, Any]]] = {}
@@ -87,8 +93,10 @@ def _set_present_keys(body: list[tuple[Any, Any]], values: Mapping[str, Any]) ->
         key, old = body[i]
         if value is None:
             body[i] = (None, None)
+        elif isinstance(old, Table):  # a [section] becomes an inline table in its place
+            body[i] = (tomlkit.key(name), _item(value))
         elif old.unwrap() != value or type(old.unwrap()) is not type(value):
-            new = tomlkit.item(value)
+            new = _item(value)
             new.trivia.indent = old.trivia.indent
             new.trivia.comment_ws = old.trivia.comment_ws
             new.trivia.comment = old.trivia.comment
@@ -101,7 +109,7 @@ def _assemble(body: list[tuple[Any, Any]], added: Mapping[str, list[tuple[str, A
     """A document of `body` with each added key after the last key of its group in the file, or
     under a new group heading at the end (in group order)."""
     import tomlkit
-    from tomlkit.items import Comment, Trivia, Whitespace
+    from tomlkit.items import Comment, Table, Trivia, Whitespace
 
     last_of_group: dict[str, int] = {}
     for i, (k, _) in enumerate(body):
@@ -109,12 +117,15 @@ def _assemble(body: list[tuple[Any, Any]], added: Mapping[str, list[tuple[str, A
             last_of_group[FIELDS[k.key].group] = i
     inserts = {last_of_group[g]: items for g, items in added.items() if g in last_of_group}
     out = tomlkit.document()
+    sections = []  # [table] sections (eval_sets may be one) go last: a key after a header joins its table
     for i, (k, item) in enumerate(body):
         if item is None:
             continue
         if isinstance(item, Whitespace):  # fixed: tomlkit would otherwise add keys above blank lines
             item = Whitespace(item.s, fixed=True)
-        if k is None:
+        if isinstance(item, Table):
+            sections.append((k, item))
+        elif k is None:
             out.add(item)
         else:
             out.add(k, item)
@@ -127,14 +138,26 @@ def _assemble(body: list[tuple[Any, Any]], added: Mapping[str, list[tuple[str, A
         out.add(Comment(Trivia(comment_ws="", comment=f"# --- {GROUP_TITLES[group]} ---", trail="\n")))
         for name, value in added[group]:
             out.add(name, _new_item(name, value))
+    for k, item in sections:
+        out.add(k, item)
     return out
+
+
+def _item(value: Any) -> Any:
+    """A tomlkit value; a table key's value is an inline table (configs stay flat key = value lines)."""
+    import tomlkit
+
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        for k, v in value.items():
+            table[k] = _item(v)
+        return table
+    return tomlkit.item(value)
 
 
 def _new_item(name: str, value: Any) -> Any:
     """A new key's value, with what the key does as its end-of-line comment."""
-    import tomlkit
-
-    item = tomlkit.item(value)
+    item = _item(value)
     if name in FIELDS:
         item.trivia.comment_ws = "  "
         item.trivia.comment = f"# {FIELDS[name].help}"

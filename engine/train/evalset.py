@@ -1,10 +1,20 @@
-"""Evaluation during training: fixed batches, so that every evaluation of a run measures the same
-tokens and the curve moves only because the model does."""
+"""Evaluation during training: fixed samples, so that every evaluation of a run measures the same
+tokens and the curves move only because the model does.
+
+Each eval set is scored on a sample chosen once, with `eval_seed`: the episodes of a prepared
+dataset's split in a seeded order, packed into `eval_iters` batches (the whole split when it
+fits), or, for a MyPT token-stream dataset (pretraining shards, no loss mask), `eval_iters`
+batches of windows at seeded positions. The run's own val split is the set named "val"; a fixed
+train subset gives the train loss and accuracy the guards and the saturation detector compare.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Any, Union
 
+import numpy as np
 import torch
 
 from ..batching import collate
@@ -16,24 +26,39 @@ from ..model import GPT
 from ..sampler import Eligibility, pack_rows
 
 OVERFIT_GAP = 1.0  # the guide: val loss above train loss by more than 1.0 means overfitting
+_HEAD_CHUNK = 8192  # positions whose logits are computed at once (a 50k vocabulary: 1.6 GB in fp32)
+
+
+def seeded_order(eligible: np.ndarray, seed: int) -> np.ndarray:
+    """The eligible episodes in the order eval_seed gives them (the same seed, the same order)."""
+    return np.asarray(eligible)[np.random.RandomState(seed).permutation(len(eligible))]
 
 
 class EvalSet:
-    """A fixed set of batches (the first `eval_iters` batches of a split in file order)."""
+    """A fixed set of batches from a split: its eligible episodes in `eval_seed` order, packed
+    (or one a row) into at most `eval_iters` batches."""
+
+    kind = "episodes"
 
     def __init__(self, split: EpisodeSplit, elig: Eligibility, cfg: TrainConfig, pad_id: int) -> None:
         self.split, self.cfg, self.pad_id = split, cfg, pad_id
         self.rows: list[list[list[int]]] = []
+        order = seeded_order(elig.eligible, cfg.eval_seed)
         pos = 0
         for _ in range(cfg.eval_iters):
-            if pos >= len(elig.eligible):
+            if pos >= len(order):
                 break
             if cfg.batching == "pad":
-                rows = [[int(i)] for i in elig.eligible[pos:pos + cfg.batch_size]]
+                rows = [[int(i)] for i in order[pos:pos + cfg.batch_size]]
                 pos += len(rows)
             else:
-                rows, pos = pack_rows(elig.eligible, pos, split.lengths, cfg.block_size, cfg.batch_size)
+                rows, pos = pack_rows(order, pos, split.lengths, cfg.block_size, cfg.batch_size)
             self.rows.append(rows)
+
+    @property
+    def episodes(self) -> list[int]:
+        """The episodes the sample holds, in the order they are scored."""
+        return [i for rows in self.rows for row in rows for i in row]
 
     @torch.no_grad()
     def evaluate(self, model: GPT, device: torch.device, dtype: torch.dtype | None) -> tuple[float, float, int]:
@@ -53,23 +78,90 @@ class EvalSet:
         return (loss_sum / n if n else float("nan")), (correct / n if n else 0.0), n
 
 
+class TokenWindows:
+    """A MyPT token-stream dataset (pretraining shards of uint32 tokens, no mask): `eval_iters`
+    batches of `batch_size` windows of block_size + 1 tokens at positions eval_seed picks; every
+    next token is scored (the loss MyPT reports for such sets)."""
+
+    kind = "tokens"
+
+    def __init__(self, shards: list[np.ndarray], cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        span = cfg.block_size + 1
+        usable = [s for s in shards if len(s) >= span]
+        rng = np.random.RandomState(cfg.eval_seed)
+        self.windows: list[np.ndarray] = []
+        for _ in range(cfg.eval_iters * cfg.batch_size if usable else 0):
+            shard = usable[rng.randint(len(usable))]
+            start = rng.randint(len(shard) - span + 1)
+            self.windows.append(np.asarray(shard[start:start + span], dtype=np.int64))
+
+    @torch.no_grad()
+    def evaluate(self, model: GPT, device: torch.device, dtype: torch.dtype | None) -> tuple[float, float, int]:
+        loss_sum, correct, n = 0.0, 0, 0
+        for k in range(0, len(self.windows), self.cfg.batch_size):
+            w = torch.from_numpy(np.stack(self.windows[k:k + self.cfg.batch_size])).to(device)
+            x, y = w[:, :-1], w[:, 1:].reshape(-1)
+            with autocast(device, dtype):
+                h = model.hidden(x).reshape(-1, model.config.n_embd)
+            for a in range(0, len(y), _HEAD_CHUNK):
+                with autocast(device, dtype):
+                    logits = model.head(h[a:a + _HEAD_CHUNK]).float()
+                t = y[a:a + _HEAD_CHUNK]
+                loss_sum += torch.nn.functional.cross_entropy(logits, t, reduction="sum").item()
+                correct += int((logits.argmax(-1) == t).sum())
+                n += int(t.numel())
+        return (loss_sum / n if n else float("nan")), (correct / n if n else 0.0), n
+
+
+Scorer = Union[EvalSet, TokenWindows]
+
+
+@dataclass
+class NamedSet:
+    """One eval set of the run: "val" (its own split) or a key of eval_sets."""
+
+    name: str
+    path: str
+    split: str  # the split scored: "val", else "train" for a dataset without one
+    scorer: Scorer
+    episodes: EpisodeSplit | None = None  # what probes draw from (None for a token stream)
+
+    @property
+    def kind(self) -> str:
+        return self.scorer.kind
+
+
 @dataclass
 class EvalSets:
-    """What a run evaluates on: a fixed train subset (never the training stream) and val, when there is one."""
+    """What a run evaluates on: a fixed train subset (never the training stream) and the eval
+    sets, "val" first when the run has a val split."""
 
     train: EvalSet
-    val: EvalSet | None
+    sets: list[NamedSet] = field(default_factory=list)
+    probes: Any = None  # engine.train.probes.Probes over these sets (built with them)
+
+    @property
+    def val(self) -> NamedSet | None:
+        return next((s for s in self.sets if s.name == "val"), None)
 
     def evaluate(self, model: GPT, device: torch.device, dtype: torch.dtype | None, step: int) -> Eval:
-        """Train and val loss at `step`; the model is back in training mode afterwards."""
+        """Every set's loss and accuracy at `step`; the model is back in training mode afterwards."""
+        t0 = time.time()
         model.eval()
-        train_loss, _, _ = self.train.evaluate(model, device, dtype)
-        val_loss = val_acc = None
-        n_val = 0
-        if self.val is not None:
-            val_loss, val_acc, n_val = self.val.evaluate(model, device, dtype)
-        model.train()
-        return Eval(step=step, val_loss=val_loss, train_loss=train_loss, val_accuracy=val_acc, val_tokens=n_val)
+        try:
+            train_loss, train_acc, _ = self.train.evaluate(model, device, dtype)
+            scores = {}
+            for s in self.sets:
+                loss, acc, n = s.scorer.evaluate(model, device, dtype)
+                scores[s.name] = {"loss": loss, "token_accuracy": acc if n else None, "tokens": n,
+                                  "kind": s.kind, "split": s.split, "path": s.path}
+        finally:
+            model.train()
+        val = scores.get("val")
+        return Eval(step=step, val_loss=val["loss"] if val else None, train_loss=train_loss,
+                    val_accuracy=val["token_accuracy"] if val else None, val_tokens=val["tokens"] if val else 0,
+                    train_accuracy=train_acc, sets=scores, seconds=time.time() - t0)
 
 
 def overfitting(ev: Eval) -> RunWarning | None:

@@ -71,7 +71,8 @@ def train(run: Run, out: RunOutputs, should_stop: Callable[[], bool]) -> TrainRe
         if steps.failed is not None:
             break
         if progress.step % cfg.eval_interval == 0 or progress.step == cfg.max_iters:
-            evaluate(run, out, progress.step)
+            if evaluate(run, out, progress.step):
+                break  # stopped early (saturation, early stopping): finish() saves a final checkpoint
         if progress.step % cfg.save_every == 0 and progress.step != cfg.max_iters:
             steps.feed.rewind()  # the checkpoint records the sampler as of this step
             out.save(progress.step, "periodic", {"loss": steps.loss, **progress.metrics})
@@ -347,15 +348,24 @@ def audit_records(run: Run, drawn: list[SampledBatch], batches: list[Batch]) -> 
             for d, b in zip(drawn, batches)]
 
 
-def evaluate(run: Run, out: RunOutputs, at: int) -> None:
-    """Train and val loss on the fixed eval sets; warn of overfitting; keep the best weights."""
+def evaluate(run: Run, out: RunOutputs, at: int) -> bool:
+    """Every eval set's loss and accuracy on its fixed sample, greedy probe replies when due (rank
+    0), then the checkpoint choice (best/), the saturation detector and early stopping. True when
+    the run should stop here (every rank is told)."""
     ev = run.evals.evaluate(run.model, run.device, run.dtype, at)
     out.emit(ev)
     warning = overfitting(ev)
     if warning is not None:
         out.emit(warning)
     run.progress.metrics = metrics_of(ev)
-    out.keep_if_best(at, run.progress.metrics)
+    final = at >= run.cfg.max_iters
+    if run.main and run.evals.probes is not None:
+        step_time = run.progress.step_time
+        eta = None if step_time is None else step_time * (run.cfg.max_iters - at)
+        probe = run.evals.probes.round(run.model, at, final, eta, untrained=at == 0 and run.init == "scratch")
+        if probe is not None:
+            out.emit(probe)
+    return distributed.any_rank(run.dist, bool(out.choose_best(at, final)), run.device)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

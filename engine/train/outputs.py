@@ -9,6 +9,7 @@ on other ranks the methods write nothing, so that the loop calls them alike on e
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +19,7 @@ import torch
 from ..audit import AuditWriter, ids_digest
 from ..checkpoint import save_checkpoint
 from ..config import to_toml
+from ..config.evaluation import gold_selection_of
 from ..errors import user_message
 from ..events import (
     CheckpointSaved,
@@ -25,6 +27,7 @@ from ..events import (
     EpochEnd,
     EpochStart,
     Event,
+    Gate,
     JsonlSink,
     PhaseStart,
     RunError,
@@ -33,12 +36,17 @@ from ..events import (
     Sink,
 )
 from ..layout import AUDIT_FILE, BEST_DIR, CONFIG_FILE, EVENTS_FILE, RUN_FILE
+from ..report import ReportCard, ReportWriter
 from ..runs import step_dir
 from ..sampler import SampledBatch
 from ..sizing import model_report
+from . import external_gate
+from .gates import decide
 from .curriculum import Phase
 from .logs import MyptLogSink
 from .setup import Run
+
+GATE_DIR = "gate"  # <run>/gate/: the external gate's verdicts, and the weights it is rating
 
 
 class RunOutputs:
@@ -50,6 +58,8 @@ class RunOutputs:
         self.dir = run.out
         self.sinks = list(sinks)
         self.audit: AuditWriter | None = None
+        self.report: ReportWriter | None = None  # rank 0: the report card, rewritten after each eval
+        self.early_stop = ""  # why the run stopped before max_iters, once it did
 
     def __enter__(self) -> RunOutputs:
         try:
@@ -78,7 +88,9 @@ class RunOutputs:
     def _open(self) -> None:
         """Rank 0's files: a fresh run records its config, origin and eligible set; a resumed one says so."""
         run, job, step = self.run, self.run.job, self.run.progress.step
-        self.sinks = [JsonlSink(self.dir / EVENTS_FILE), *self.sinks]
+        card = ReportCard.of_run(self.dir) if job.resume else ReportCard()  # gates decide on the whole history
+        self.report = ReportWriter(self.dir, card)
+        self.sinks = [JsonlSink(self.dir / EVENTS_FILE), self.report, *self.sinks]
         if run.cfg.log_file:  # MyPT's JSONL training log, beside our events
             self.sinks.append(MyptLogSink(run.cfg.log_file, run.cfg))
         self.audit = AuditWriter(self.dir / AUDIT_FILE, resume_step=step if job.resume else None)
@@ -196,12 +208,48 @@ class RunOutputs:
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
 
-    def keep_if_best(self, step: int, metrics: dict) -> None:
-        """Rank 0 keeps the weights of the lowest val loss so far (step 0's is where it started)."""
-        val, best = metrics["val_loss"], self.run.progress.best_val
-        if self.main and step > 0 and val is not None and (best is None or val < best):
-            self.run.progress.best_val = val
-            self.save(step, "best", metrics)
+    def choose_best(self, step: int, final: bool) -> str:
+        """After an eval (its Eval and Probe events already folded into the report card): run the
+        external gate when due, decide (guards, strategy, saturation, early stopping), save best/
+        when chosen, and emit the Gate event. Returns why the run should stop here ("" to go on).
+        Rank 0 decides; the others return "" (the loop tells every rank)."""
+        if self.report is None or not self.report.card.records:
+            return ""
+        card, cfg = self.report.card, self.run.cfg
+        history, current = card.records[:-1], card.records[-1]
+        gs = gold_selection_of(cfg.gold_selection)
+        gate = None
+        if step > 0 and external_gate.due(gs["external_gate"], len(card.records), final):
+            gate = self._run_gate(step, gs["external_gate"])
+        d = decide(cfg, history, current, gate)
+        previous = card.best
+        if d.chosen:
+            self.run.progress.best_val = current["val_loss"]
+            self.save(step, "best", {**self.run.progress.metrics,
+                                     "selection": {"strategy": gs["strategy"], "reason": d.reason}})
+        self.emit(Gate(step=step, strategy=gs["strategy"], chosen=d.chosen, reason=d.reason,
+                       val_loss=current["val_loss"], best_step=step if d.chosen else previous and previous["step"],
+                       blocked=d.blocked, guards=d.guards, regressed=d.regressed, gate=gate,
+                       saturation=d.saturation, early_stop=d.early_stop))
+        if d.saturation and d.saturation["detected"] and d.saturation["first_step"] == step:
+            self.emit(RunWarning(step=step, code="saturation",
+                                 message=f"token accuracy saturation: {d.saturation['reason']}"))
+        if d.early_stop:
+            self.early_stop = d.early_stop
+            self.emit(RunWarning(step=step, code="early_stop", message=f"stopping early: {d.early_stop}"))
+        return d.early_stop
+
+    def _run_gate(self, step: int, gate: dict) -> dict:
+        """The external gate on this eval's weights, saved to <run>/gate/candidate for it to load."""
+        folder = self.dir / GATE_DIR
+        candidate = folder / "candidate"
+        run = self.run
+        save_checkpoint(candidate, run.model, tokenizer_state=run.data.tok.state(), step=step,
+                        metrics=dict(run.progress.metrics), extra={"run": self.dir.name, "config": run.cfg.to_dict()})
+        try:
+            return external_gate.run_gate(gate, candidate, folder / f"step_{step:06d}.json", step)
+        finally:
+            shutil.rmtree(candidate, ignore_errors=True)
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -213,7 +261,8 @@ class RunOutputs:
         anchor = self.audit.anchor() if self.audit is not None else None
         self.emit(Done(step=p.step, reason=reason, elapsed=time.time() - started,
                        final_checkpoint=_text(p.last_checkpoint), best_val_loss=p.best_val,
-                       audit_records=anchor.records if anchor else None, audit_hash=anchor.hash if anchor else None))
+                       audit_records=anchor.records if anchor else None, audit_hash=anchor.hash if anchor else None,
+                       early_stop=self.early_stop))
 
     def loss_not_finite(self, loss: float) -> None:
         """The RunError of a diverged run, naming the checkpoint to go back to."""

@@ -27,7 +27,8 @@ from ..sizing import format_bytes, model_report
 from ..tokenizer import Tokenizer
 from .curriculum import Phase, open_phases, phase_of_step, unreached
 from .data import Data, census, eligible, open_data, preflight
-from .evalset import EvalSet, EvalSets
+from .evalset import EvalSets
+from .evalsources import build_eval_sets
 from .folder import RunFolder, check_run_dir
 from .job import TrainError, TrainJob, TrainResult
 from .logs import check_log_files
@@ -359,9 +360,4 @@ def _sampler(data: Data, elig: Eligibility, cfg: TrainConfig, dist: distributed.
 
 
 def _eval_sets(data: Data, elig: Eligibility, cfg: TrainConfig) -> EvalSets:
-    val = None
-    if data.val is not None:
-        val_elig = census(data.val, cfg)
-        if len(val_elig.eligible):
-            val = EvalSet(data.val, val_elig, cfg, data.pad_id)
-    return EvalSets(EvalSet(data.train, elig, cfg, data.pad_id), val)
+    return build_eval_sets(data.tok, data.train, data.val, elig, cfg, data.pad_id, census)

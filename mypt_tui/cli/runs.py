@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list the runs under checkpoints/ with status and last metrics",
                        description="Every run folder under the checkpoints root, newest first: status (running, "
                                    "completed, stopped, failed, interrupted), step, last train and val loss, best "
-                                   "val loss. An interrupted run continues with `mypt train --resume --output RUN`.")
+                                   "val loss, and the best checkpoint's exact match and format on the probes. An "
+                                   "interrupted run continues with `mypt train --resume --output RUN`.")
     flag(p, "--checkpoints", default="checkpoints", help="the folder holding the runs (default: checkpoints)")
     flag(p, "--json", action="store_true", help="one JSON object per run on stdout, for scripts")
     p.set_defaults(handler=run)
@@ -26,16 +27,18 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.events import json_safe
     from engine.runs import list_runs
     from mypt_tui.present.run_rows import COLUMNS, cells
 
     runs = list_runs(args.checkpoints)
     if args.json:
         for r in runs:
-            print(json.dumps({"name": r.name, "path": str(r.path), "status": r.status, "step": r.step,
-                              "max_iters": r.max_iters, "loss": r.loss, "val_loss": r.val_loss,
-                              "best_val_loss": r.best_val_loss, "updated": r.updated, "pid": r.pid,
-                              "message": r.message}))
+            print(json.dumps(json_safe({
+                "name": r.name, "path": str(r.path), "status": r.status, "step": r.step, "max_iters": r.max_iters,
+                "loss": r.loss, "val_loss": r.val_loss, "best_val_loss": r.best_val_loss, "updated": r.updated,
+                "pid": r.pid, "message": r.message, "best_step": r.best_step, "best_exact_match": r.best_exact_match,
+                "best_format": r.best_format, "report": r.report}), ensure_ascii=False))
         return 0
     if not runs:
         print(f"no runs in {args.checkpoints}/", file=sys.stderr)

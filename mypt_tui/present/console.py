@@ -10,15 +10,17 @@ from engine.events import (
     Done,
     EpochEnd,
     EpochStart,
-    Eval,
     Event,
+    Gate,
     PhaseStart,
     RunError,
     RunStart,
     RunWarning,
     Step,
 )
+from engine.report import ReportCard
 from engine.runs import RunStatus
+from mypt_tui.present.eval_rows import table_lines
 from mypt_tui.present.numbers import fmt_duration, loss
 
 
@@ -90,6 +92,7 @@ class ConsoleSink:
         self.log_interval = max(log_interval, 1)
         self.status = RunStatus()
         self.started = False  # a run started: from then on its failure is shown here, as its RunError
+        self.card = ReportCard()  # the evals so far: the table printed after each one
         self._bar = False
 
     def _line(self, text: str) -> None:
@@ -101,6 +104,7 @@ class ConsoleSink:
 
     def __call__(self, ev: Event) -> None:
         self.status.apply(ev)
+        self.card.apply(ev)
         if isinstance(ev, RunStart):
             self.started = True
             for line in preflight_lines(ev):
@@ -113,10 +117,9 @@ class ConsoleSink:
                 self._bar = True
             elif ev.step % self.log_interval == 0 or ev.step == self.status.max_iters:
                 self._line(line)
-        elif isinstance(ev, Eval):
-            val = f"val {loss(ev.val_loss)}" if ev.val_loss is not None else "no val split"
-            acc = f" | val token accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
-            self._line(f"step {ev.step}: train {loss(ev.train_loss)} | {val}{acc}")
+        elif isinstance(ev, Gate):  # the last event of an eval: its table, with the probes and the choice
+            for line in table_lines(self.card):
+                self._line(line)
         elif isinstance(ev, PhaseStart):
             self._line(f"curriculum phase {ev.phase} {ev.name!r} begins after step {ev.step}: {ev.dataset} "
                        f"({ev.eligible:,} eligible episodes)")
@@ -140,6 +143,8 @@ def done_line(ev: Done) -> str:
     """How a run ended, as the console and the app's monitor both say it."""
     best = f", best val loss {loss(ev.best_val_loss)}" if ev.best_val_loss is not None else ""
     word = "Training complete" if ev.reason == "completed" else "Training stopped"
+    if ev.early_stop:
+        word = f"Training stopped early ({ev.early_stop})"
     return f"{word} at step {ev.step} in {fmt_duration(ev.elapsed)}{best}; checkpoint: {ev.final_checkpoint}"
 
 

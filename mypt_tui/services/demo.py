@@ -13,10 +13,13 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import tomli
+
+from engine.config.evaluation import eval_path_candidates
 from engine.layout import METADATA_FILE
 from engine.train.job import SCRATCH, TrainRequest
 
@@ -39,6 +42,7 @@ class Demo:
     val_file: Path
     dataset: Path  # where it is prepared (gpt2 tokenization)
     run_prefix: str  # default run names are <prefix>_<timestamp>
+    companions: tuple[Demo, ...] = ()  # the other demos its config evaluates on (eval_sets): prepared with it
 
 
 TITLES = {"chat": "Chat SFT", "tool": "Tool SFT"}
@@ -76,7 +80,21 @@ def demos(root: Path | None = None) -> dict[str, Demo]:
                          input=shown(root / "data" / f"demo_{kind}.jsonl"),
                          val_file=shown(root / "data" / f"demo_{kind}_heldout.jsonl"),
                          dataset=shown(root / PREPARED_DIR / f"demo_{kind}"), run_prefix=f"demo_{kind}")
+    for kind, demo in out.items():
+        named = _eval_set_paths(demo.config)
+        out[kind] = replace(demo, companions=tuple(d for d in out.values() if d is not demo
+                                                   and d.dataset.resolve() in named))
     return out
+
+
+def _eval_set_paths(config: Path) -> set[Path]:
+    """Where the demo config's eval sets may be (engine.config.evaluation's lookup rule)."""
+    try:
+        sets = tomli.loads(config.read_text(encoding="utf-8")).get("eval_sets") or {}
+    except (OSError, ValueError):
+        return set()
+    return {c.resolve() for path in sets.values() if isinstance(path, str)
+            for c in eval_path_candidates(path, f"{config}:1")}
 
 
 def find_demo(dataset: str | Path, root: Path | None = None) -> Demo | None:
@@ -98,6 +116,11 @@ def _sha256(path: Path) -> str:
 
 
 def is_prepared(demo: Demo) -> bool:
+    """The demo's set and its companions' (its eval sets) prepared, from the gold files as they are now."""
+    return all(_current(d) for d in (demo, *demo.companions))
+
+
+def _current(demo: Demo) -> bool:
     """Prepared, and from the gold files as they are now (an edited gold set is prepared again)."""
     try:
         meta = json.loads((demo.dataset / METADATA_FILE).read_text(encoding="utf-8"))
@@ -113,16 +136,19 @@ _prepare_lock = threading.Lock()  # the app may ask from two workers at once
 
 def ensure_prepared(demo: Demo, on_progress: Callable[[int, int | None], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> bool:
-    """Prepare the demo's gold set unless it is prepared already; True when it prepared now."""
+    """Prepare the demo's gold set and its companions' unless they are prepared already; True when
+    it prepared now."""
     from engine.prepare import PrepareOptions, prepare
 
     with _prepare_lock:
-        if is_prepared(demo):
-            return False
-        prepare(PrepareOptions(input=demo.input, output=demo.dataset, kind=demo.kind, tokenization="gpt2",
-                               val_file=demo.val_file, overwrite=demo.dataset.exists()),
-                on_progress=on_progress, should_stop=should_stop)
-        return True
+        made = False
+        for d in (demo, *demo.companions):
+            if not _current(d):
+                prepare(PrepareOptions(input=d.input, output=d.dataset, kind=d.kind, tokenization="gpt2",
+                                       val_file=d.val_file, overwrite=d.dataset.exists()),
+                        on_progress=on_progress, should_stop=should_stop)
+                made = True
+        return made
 
 
 def unique_run_name(prefix: str, root: Path, now: float | None = None) -> str:

@@ -86,7 +86,8 @@ async def test_mypt_runs_prints_the_same_table(runs, capsys):
     assert main(["runs", "--checkpoints", str(runs)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["RUN", "STATUS", "STEP", "LOSS", "VAL", "BEST", "VAL", "UPDATED"]
+    assert lines[0].split() == ["RUN", "STATUS", "STEP", "LOSS", "VAL", "BEST", "VAL", "UPDATED", "BEST", "EXACT",
+                                "BEST", "FORMAT"]
     rows = {line.split()[0]: line.split()[1:6] for line in lines[1:]}
     assert rows == {"done": ["completed", "4/10", "2.0000", "2.5000", "2.5000"],
                     "crashed": ["interrupted", "2/10", "3.5000", "-", "-"]}

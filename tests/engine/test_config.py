@@ -149,13 +149,12 @@ def test_mypt_use_amp_and_amp_dtype_map_onto_precision(amp, precision):
     assert load_config_text(json.dumps(amp), "c.json", "json").precision == precision
 
 
-def test_mypt_json_renamed_and_unsupported_keys():
+def test_mypt_json_renamed_keys_and_contradictions():
     cfg = load_config_text('{"grad_accum_steps": 3}', "c.json", "json")
     assert cfg.gradient_accumulation_steps == 3 and "gradient_accumulation_steps" in cfg.explicit
-    assert error_of('{\n  "eval_sets": {"a": "data/x"},\n  "use_amp": true,\n  "precision": "bf16"\n}',
+    assert error_of('{\n  "log_fil": "x.jsonl",\n  "use_amp": true,\n  "precision": "bf16"\n}',
                     "c.json", "json") == (
-        "c.json:2: MyPT key 'eval_sets' is not supported by mypt (extra evaluation datasets are "
-        "not supported); remove it\n"
+        "c.json:2: unknown key 'log_fil' (did you mean 'log_file'?)\n"
         "c.json:3: give precision or MyPT's use_amp/amp_dtype, not both")
     assert error_of('{"amp_dtype": "int8"}', "c.json", "json") == (
         'c.json:1: amp_dtype must be one of "bf16", "fp16", "fp32", got "int8"')

@@ -51,4 +51,6 @@ def test_two_ranks_train_disjoint_shares_and_cover_each_epoch(tmp_path):
     assert report.ok and report.epochs_checked == 2, report.errors  # 16 episodes / 4 a step = 4 steps an epoch
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert [e["type"] for e in events].count("run_start") == 1  # only rank 0 writes events
+    assert [e["step"] for e in events if e["type"] == "gate"] == [0, 4, 8]  # rank 0 chose; both ranks went on
+    assert [e["step"] for e in events if e["type"] == "probe" and not e["skipped"]][:1] == [4]
     assert (tmp_path / "run" / "step_000008" / "model.safetensors").exists()

@@ -1,18 +1,20 @@
 """One run on screen: progress with epoch/step/ETA, loss/LR/tokens-per-second, warnings, the loss
-plot and the episode-audit log. Fed batches of engine events (live, followed or replayed); it
-renders each batch once, so a burst of steps costs one repaint."""
+plot and the episode-audit log, or (button "Evals") the eval panel. Fed batches of engine events
+(live, followed or replayed); it renders each batch once, so a burst of steps costs one repaint."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Button, ContentSwitcher, ProgressBar, Static
 
 from engine.events import CheckpointSaved, Done, EpochEnd, Eval, Event, RunError, RunStart, RunWarning, Step
 from engine.runs import RunStatus
 from mypt_tui.app.widgets.audit_log import AuditLog, step_line
+from mypt_tui.app.widgets.eval_panel import EvalPanel
 from mypt_tui.app.widgets.loss_plot import LossPlot
 from mypt_tui.present.console import device_use, done_line
 from mypt_tui.present.numbers import fmt_duration, loss
@@ -41,6 +43,9 @@ class RunMonitor(Vertical):
     RunMonitor #mon-warning.-shown { display: block; }
     RunMonitor #mon-warning.-error { color: $error; }
     RunMonitor #mon-body { height: 1fr; }
+    RunMonitor #mon-views { height: 1; }
+    RunMonitor #mon-views Button { margin-right: 1; min-width: 8; width: auto; }
+    RunMonitor #mon-switch { height: 1fr; }
     RunMonitor LossPlot { width: 3fr; }
     RunMonitor AuditLog { width: 2fr; border-left: vkey $panel; }
     """
@@ -58,9 +63,14 @@ class RunMonitor(Vertical):
             yield Static("", id="mon-progress")
         yield Static("", id="mon-metrics")
         yield Static("", id="mon-warning")
-        with Horizontal(id="mon-body"):
-            yield LossPlot(id="mon-plot")
-            yield AuditLog(id="mon-audit")
+        with Horizontal(id="mon-views"):
+            yield Button("Loss & audit", id="mon-show-loss", compact=True, variant="primary")
+            yield Button("Evals", id="mon-show-evals", compact=True)
+        with ContentSwitcher(id="mon-switch", initial="mon-body"):
+            with Horizontal(id="mon-body"):
+                yield LossPlot(id="mon-plot")
+                yield AuditLog(id="mon-audit")
+            yield EvalPanel(id="mon-evals")
 
     @property
     def step(self) -> Step | None:
@@ -78,12 +88,27 @@ class RunMonitor(Vertical):
     def audit(self) -> AuditLog:
         return self.query_one(AuditLog)
 
+    @property
+    def evals(self) -> EvalPanel:
+        return self.query_one(EvalPanel)
+
+    def show_view(self, view: str) -> None:
+        """"mon-body" (the loss plot and the audit) or "mon-evals" (the eval panel)."""
+        self.query_one("#mon-switch", ContentSwitcher).current = view
+        self.query_one("#mon-show-loss", Button).variant = "primary" if view == "mon-body" else "default"
+        self.query_one("#mon-show-evals", Button).variant = "primary" if view == "mon-evals" else "default"
+
+    @on(Button.Pressed, "#mon-show-loss, #mon-show-evals")
+    def view_pressed(self, event: Button.Pressed) -> None:
+        self.show_view("mon-evals" if event.button.id == "mon-show-evals" else "mon-body")
+
     def reset(self, status: str = "") -> None:
         """Forget the shown run (a new run, or another run opened)."""
         self.run, self.last_audit_step = RunStatus(), -1
         self.plot.clear_points()
         self.plot.redraw()
         self.audit.clear()
+        self.evals.reset()
         warning = self.query_one("#mon-warning", Static)
         warning.update("")
         warning.remove_class("-shown", "-error")
@@ -162,6 +187,7 @@ class RunMonitor(Vertical):
             if fed.done is not None or fed.started is not None or replay:
                 plot.redraw()  # else its own timer draws the new points, at most once a second
             self._render_numbers()
+            self.evals.feed(events)
         return fed
 
     def _render_numbers(self) -> None:
