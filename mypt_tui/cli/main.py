@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    job = default.with_train_flags(sys.argv[1:] if argv is None else argv)
+    if job is not None:  # `mypt [--no-ui] --max_iters 40`: the default job with train flags
+        return default.run(*job)
     args = build_parser().parse_args(argv)
     if args.command is None:
         return default.run(args.no_ui)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from engine.events import (CheckpointSaved, Done, EpochEnd, EpochStart, Eval, Event, RunError, RunStart,
-                           RunWarning, Step)
+from engine.events import CheckpointSaved, Done, EpochEnd, EpochStart, Eval, Event, RunError, RunStart, RunWarning, Step
 from engine.runs import RunStatus
 from mypt_tui.present.numbers import fmt_duration, loss
 

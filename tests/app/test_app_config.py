@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from engine.config import edit_toml, field_error, load_config
+from helpers_app import wait_for
 from mypt_tui.app.app import MyptApp
 from mypt_tui.app.screens.config import CONTINUING, ConfigScreen
 from mypt_tui.app.widgets.config_form import ConfigForm
-from helpers_app import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASE3A = ROOT / "configs" / "sft1" / "750M_1024_chat_sft_phase3a.toml"

@@ -21,9 +21,9 @@ from engine.events import Done, Eval, JsonlSink, RunStart, Step, read_events
 from engine.runs import latest_checkpoint, step_dir
 from engine.train.job import TrainJob
 from engine.train.loop import run_training
+from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 from mypt_tui.app.app import MyptApp
 from mypt_tui.cli.main import main
-from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 
@@ -242,7 +242,8 @@ async def test_resume_from_the_runs_screen_continues_the_run_in_the_app(tmp_path
         assert train.query_one("#output", Input).value == str(root / "half")
         assert train.query_one("#flags", Input).value == "--resume"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.training.state == "idle" and train.monitor.step is not None, "the resumed run")
+        await wait_for(pilot, lambda: app.training.state == "idle" and train.monitor.step is not None,
+                       "the resumed run")
     starts = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, RunStart)]
     assert [(s.resumed, s.step) for s in starts] == [(False, 0), (True, 4)]
     done = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, Done)]

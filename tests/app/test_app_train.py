@@ -11,11 +11,11 @@ from textual.widgets import Input
 from engine.audit import read_audit
 from engine.events import Done, RunWarning, Step, read_events
 from engine.runs import latest_checkpoint, step_dir
-from mypt_tui.flags import parse_train_flags
-from mypt_tui.app.app import MyptApp
-from mypt_tui.services.events import EventBuffer
-from mypt_tui.app.widgets.dialogs import Confirm, ErrorDialog
 from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
+from mypt_tui.app.app import MyptApp
+from mypt_tui.app.widgets.dialogs import Confirm, ErrorDialog
+from mypt_tui.flags import parse_train_flags
+from mypt_tui.services.events import EventBuffer
 
 SIZE = (100, 30)
 

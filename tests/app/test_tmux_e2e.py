@@ -66,7 +66,8 @@ class Tmux:
 def test_mypt_in_a_real_terminal(tmp_path):
     root = tiny_checkout(tmp_path / "checkout", max_iters=100000)
     tmux = Tmux(f"mypt-e2e-{os.getpid()}")
-    command = f"{SHELL_PREFIX}cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m mypt_tui.cli; echo MYPT_EXIT=$?"
+    command = (f"{SHELL_PREFIX}cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m mypt_tui.cli; "
+               "echo MYPT_EXIT=$?")
     tmux("new-session", "-d", "-s", "e2e", "-x", "100", "-y", "30", f"{command}; sleep 600")
     try:
         text = tmux.wait(r"F1 Train")

@@ -19,8 +19,16 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Select, Static
 
-from engine.config import ARCHITECTURE_KEYS, FIELDS, ConfigError, format_value, load_config, \
-    resolve_config_path, save_config_preserving, validate_values
+from engine.config import (
+    ARCHITECTURE_KEYS,
+    FIELDS,
+    ConfigError,
+    format_value,
+    load_config,
+    resolve_config_path,
+    save_config_preserving,
+    validate_values,
+)
 from mypt_tui.app.widgets.config_form import ConfigForm, FieldRow
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 

@@ -22,14 +22,14 @@ from textual.worker import Worker, WorkerState
 from engine.events import EventFollower
 from engine.runs import RunInfo, RunScanner
 from mypt_tui.app.messages import ResumeRun
-from mypt_tui.present.run_rows import COLUMNS, cells
-from mypt_tui.present.errors import describe_error
-from mypt_tui.services.events import follower
-from mypt_tui.services.processes import interrupt
 from mypt_tui.app.widgets.audit_log import MAX_LINES, audit_record_line
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
+from mypt_tui.present.errors import describe_error
+from mypt_tui.present.run_rows import COLUMNS, cells
+from mypt_tui.services.events import follower
+from mypt_tui.services.processes import interrupt
 
 SCAN_INTERVAL = 2.0  # seconds between rescans of the runs folder (while this screen shows)
 FOLLOW_INTERVAL = 0.5  # seconds between polls of the opened run's events.jsonl
