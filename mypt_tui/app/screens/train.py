@@ -20,8 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import ConfigError
-from engine.train.job import TrainError, TrainRequest
+from engine.train.job import TrainRequest
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
@@ -29,6 +28,7 @@ from mypt_tui.app.widgets.train_form import TrainForm
 from mypt_tui.flags import UsageError
 from mypt_tui.present.errors import describe_error, resume_hint
 from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, find_demo, is_prepared
+from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
 
 DRAIN_INTERVAL = 0.25  # seconds between UI updates from the event stream
@@ -179,28 +179,41 @@ class TrainScreen(Screen):
 
     # -- start, detach, stop -----------------------------------------------------------------------
 
-    def _request_or_dialog(self) -> TrainRequest | None:
+    def checked_request(self) -> TrainRequest | None:
+        """The form's request once it passed every check a start needs; else a dialog naming the
+        field at fault (which gets the focus) and None. Every way to start comes through here."""
         if self.session.busy:
             self.notify("a run is already going: stop it first", severity="warning")
             return None
         try:
-            return self.form.request()
+            request = self.form.request()
+            demo = find_demo(request.dataset or "-")
+            check_request(request, prepared_later=demo is not None and not is_prepared(demo))
+            return request
         except UsageError as e:
-            self.app.push_screen(ErrorDialog("mypt train flags", str(e)))
-            return None
+            self.cannot_start("Flags", str(e))
+        except StartProblem as e:
+            self.cannot_start(e.field, e.message)
+        except Exception as e:  # noqa: BLE001 - a check that fails unexpectedly is still a dialog, not a crash
+            self.cannot_start("", describe_error(e))
+        return None
+
+    def cannot_start(self, field: str, message: str) -> None:
+        title = f"Cannot start the run: {field}" if field else "Cannot start the run"
+        self.app.push_screen(ErrorDialog(title, message), lambda _: self.form.focus_field(field))
 
     def action_start(self) -> None:
-        request = self._request_or_dialog()
+        request = self.checked_request()
         if request is None:
             return
         try:
             self.session.begin_in_app(request)
-        except (TrainError, ConfigError) as e:
-            self.app.push_screen(ErrorDialog("Cannot start the run", str(e)))
+        except Exception as e:  # noqa: BLE001 - never a crash: the run did not start, say why
+            self.cannot_start("", describe_error(e))
             return
         self.monitor.reset(f"starting {self.session.run_dir} ...")
         self.show_state()
-        self.train(request, find_demo(self.form.value("dataset") or "-"))
+        self.train(request, find_demo(request.dataset or "-"))
         if self.form.output_is_generated:
             self.form.new_output()
 
@@ -212,7 +225,7 @@ class TrainScreen(Screen):
                                   status=lambda text: self.post_message(self.Status(text)))
 
     def action_detach(self) -> None:
-        request = self._request_or_dialog()
+        request = self.checked_request()
         if request is None:
             return
         demo = self.demo_to_prepare()
@@ -225,8 +238,8 @@ class TrainScreen(Screen):
     def start_detached(self, request: TrainRequest) -> None:
         try:
             detached = self.session.start_detached(request)
-        except (TrainError, OSError) as e:
-            self.app.push_screen(ErrorDialog("Could not start the detached run", str(e)))
+        except Exception as e:  # noqa: BLE001 - never a crash: the run did not start, say why
+            self.app.push_screen(ErrorDialog("Could not start the detached run", describe_error(e)))
             return
         self.monitor.reset(f"started detached: pid {detached.pid}, output in {detached.log} "
                            "(it keeps going if the app or the connection goes away)")

@@ -59,6 +59,12 @@ class TrainForm(Grid):
     def set_value(self, key: str, value: str) -> None:
         self.query_one(f"#{key}", Input).value = value
 
+    def focus_field(self, label: str) -> None:
+        """Focus the field a problem is about (by its label: Type, Init, Config, ...)."""
+        key = label.lower()
+        if key in ("type", "init", *TEXT_FIELDS, "flags"):
+            self.query_one(f"#{key}").focus()
+
     # -- request <-> form --------------------------------------------------------------------------
 
     def request(self) -> TrainRequest:
