@@ -24,7 +24,7 @@ from textual.screen import Screen
 
 from engine.train.job import TrainRequest
 from mypt_tui.app.capture import capture_warnings_and_logs
-from mypt_tui.app.messages import Notice, ResumeRun
+from mypt_tui.app.messages import Notice, Replying, ResumeRun
 from mypt_tui.app.screens.chat import ChatScreen
 from mypt_tui.app.screens.config import ConfigScreen
 from mypt_tui.app.screens.data import DataScreen
@@ -63,6 +63,7 @@ class MyptApp(App):
         self.autostart = autostart
         self.messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
         self._quit_when_idle = False
+        self.replying = False  # a chat reply streams (quitting asks first)
         self._last_notice: dict[str, float] = {}
         self._restore_capture: Callable[[], None] = lambda: None
 
@@ -86,9 +87,14 @@ class MyptApp(App):
     async def action_quit(self) -> None:
         session = self.training
         if not session.training:
-            if session.state == SessionState.DETACHED and session.detached is not None:
-                self.notify(f"the detached run (pid {session.detached.pid}) keeps going")
-            self.exit()
+            if isinstance(self.screen, Confirm):
+                return
+            if self.replying:
+                self.push_screen(Confirm("A reply is being written", "Chat is still writing a reply. Stop it "
+                                         "and quit?", yes="Quit", no="Keep chatting"),
+                                 lambda yes: self._leave() if yes else None)
+                return
+            self._leave()
             return
         if session.state == SessionState.STOPPING:
             self._quit_when_idle = True
@@ -109,6 +115,15 @@ class MyptApp(App):
             f"{session.run_dir}{where} trains inside this app. Stop it after this step, save a final "
             "checkpoint, and quit?\n(A run started with \"Run detached\" keeps going without the app.)",
             yes="Stop and quit", no="Keep training"), answer)
+
+    def _leave(self) -> None:
+        session = self.training
+        if session.state == SessionState.DETACHED and session.detached is not None:
+            self.notify(f"the detached run (pid {session.detached.pid}) keeps going")
+        self.exit()
+
+    def on_replying(self, message: Replying) -> None:
+        self.replying = message.busy
 
     def stop_training_then_quit(self) -> None:
         self._quit_when_idle = True
