@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -35,6 +37,8 @@ from mypt_tui.app.widgets.nav import SCREENS as SCREEN_KEYS
 from mypt_tui.services.training import SessionState, TrainingSession
 
 MAX_MESSAGES = 500  # lines of captured output / warnings kept for "Show messages"
+HANG_UP_RUN_TIMEOUT = 600.0  # seconds an in-app run may take to stop and save after a hang-up
+HANG_UP_GRACE = 5.0  # seconds the normal exit gets after that, before the process ends itself
 
 
 class MyptApp(App):
@@ -136,9 +140,24 @@ class MyptApp(App):
             self.exit()
 
     def hang_up(self) -> None:
-        """SIGHUP: the terminal is gone. Stop an in-app run (final checkpoint) and leave."""
+        """SIGHUP: the terminal is gone. Stop an in-app run (final checkpoint) and leave.
+
+        Textual's shutdown writes to the terminal, and with the terminal gone its writer thread
+        has died: the shutdown then waits forever and the process outlives the connection. So a
+        watchdog ends the process once the run has saved its checkpoint and the exit had a moment.
+        """
         self.training.request_stop()
+        threading.Thread(target=self._end_after_hang_up, name="mypt-hang-up", daemon=True).start()
         self.exit()
+
+    def _end_after_hang_up(self) -> None:
+        self.training.wait_ended(HANG_UP_RUN_TIMEOUT)
+        time.sleep(HANG_UP_GRACE)
+        self.end_process()
+
+    def end_process(self) -> None:
+        """End the process now (after a hang-up, when the normal exit is stuck on the gone terminal)."""
+        os._exit(0)
 
     # -- the Runs screen's "Resume" --------------------------------------------------------------
 
@@ -183,6 +202,8 @@ class MyptApp(App):
                             lambda: self._on_train("action_start"))
         yield SystemCommand("Run detached", "Start the Train form's run as a background process that "
                             "survives the app and the connection (ctrl+g)", lambda: self._on_train("action_detach"))
+        yield SystemCommand("Copy the train command", "Copy the Train form's run as `mypt train --no-ui ...`, "
+                            "to run it headless in a shell", lambda: self._on_train("action_copy_command"))
         yield SystemCommand("Stop training", "Stop the run after this step; a final checkpoint is saved (ctrl+t)",
                             lambda: self._on_train("action_stop"))
         yield SystemCommand("Runs: refresh", "Show the Runs screen and rescan the checkpoints folder",

@@ -112,9 +112,9 @@ async def test_opening_a_finished_run_replays_its_curve_and_audit(tmp_path):
         monitor = app.screen.monitor
         await wait_for(pilot, lambda: monitor.plot.points == (8, 3), "8 train and 3 val points")
         steps = [r for r in read_audit(root / "real" / "audit.jsonl") if r["kind"] == "step"]
-        shown = [line.split() for line in monitor.audit.lines if line.split() and line.split()[0].isdigit()]
-        assert [s[0] for s in shown] == [str(r["step"]) for r in steps]
-        assert shown[-1][2:] == [e for mb in steps[-1]["micro_batches"] for e in mb["episodes"]]
+        shown = [e for e in monitor.audit.entries if e.step is not None]
+        assert [e.step for e in shown] == [r["step"] for r in steps]
+        assert list(shown[-1].episodes) == [e for mb in steps[-1]["micro_batches"] for e in mb["episodes"]]
         assert "real: completed at step 8" in monitor.status
 
 

@@ -99,9 +99,18 @@ def test_mypt_in_a_real_terminal(tmp_path):
     assert latest_checkpoint(runs[0], resumable=True) == step_dir(runs[0], done[0].step)
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_hang_up_stops_an_in_app_run_with_a_final_checkpoint(tmp_path):
     """The terminal goes away mid-run (tmux kill-server hangs up, as a dropped SSH connection
-    does): the run stops at the next step and saves a final checkpoint."""
+    does): the run stops at the next step and saves a final checkpoint, and the app's process
+    ends (it used to wait forever on a write to the gone terminal)."""
     root = tiny_checkout(tmp_path / "checkout", max_iters=100000)
     tmux = Tmux(f"mypt-e2e-hup-{os.getpid()}")
     command = f"{SHELL_PREFIX}cd {shlex.quote(str(root))} && exec {shlex.quote(sys.executable)} -m mypt_tui.cli"
@@ -114,6 +123,7 @@ def test_a_hang_up_stops_an_in_app_run_with_a_final_checkpoint(tmp_path):
             time.sleep(0.2)
         tmux.keys("C-r")
         tmux.wait(r"step [1-9]\d*/100000")
+        pid = int(tmux("display-message", "-p", "-t", "e2e", "#{pane_pid}"))
     finally:
         subprocess.run([*tmux.base, "kill-server"], capture_output=True)
     runs = list((root / "checkpoints").iterdir())
@@ -124,3 +134,9 @@ def test_a_hang_up_stops_an_in_app_run_with_a_final_checkpoint(tmp_path):
     done = [e for e in read_events(runs[0] / "events.jsonl") if isinstance(e, Done)]
     assert done[0].reason == "stopped"
     assert latest_checkpoint(runs[0], resumable=True) == step_dir(runs[0], done[0].step)
+    end = time.monotonic() + 60
+    while alive(pid) and time.monotonic() < end:
+        time.sleep(0.2)
+    if alive(pid):
+        os.kill(pid, 9)  # the test's own app: never leave it behind
+        raise AssertionError("the app's process outlived the hang-up")

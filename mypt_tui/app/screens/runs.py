@@ -22,10 +22,11 @@ from textual.worker import Worker, WorkerState
 from engine.events import EventFollower
 from engine.runs import RunInfo, RunScanner
 from mypt_tui.app.messages import ResumeRun
-from mypt_tui.app.widgets.audit_log import MAX_LINES, audit_record_line
+from mypt_tui.app.widgets.audit_log import MAX_LINES
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
+from mypt_tui.present.audit_lines import AuditEntry, audit_entry
 from mypt_tui.present.errors import describe_error
 from mypt_tui.present.run_rows import COLUMNS, cells
 from mypt_tui.services.events import follower
@@ -65,6 +66,9 @@ class RunsScreen(Screen):
         Binding("ctrl+t", "stop", "Stop run"),
         Binding("ctrl+r", "resume", "Resume"),
         Binding("ctrl+o", "eval", "Eval"),
+        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
+        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
+        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
     ]
 
     class Scanned(Message):
@@ -75,7 +79,8 @@ class RunsScreen(Screen):
     class Loaded(Message):
         """A run's history, read in a worker: events so far, the audit tail, and the follower."""
 
-        def __init__(self, path: Path, source: EventFollower, events: list, audit: list[str], last: int) -> None:
+        def __init__(self, path: Path, source: EventFollower, events: list, audit: list[AuditEntry],
+                     last: int) -> None:
             super().__init__()
             self.path, self.source, self.events, self.audit, self.last = path, source, events, audit, last
 
@@ -112,7 +117,10 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self._scan_timer = self.set_interval(SCAN_INTERVAL, self.scan)
         self.set_interval(FOLLOW_INTERVAL, self.follow)
-        self.monitor.set_status("Select a run and press Enter (or o) to see its curves and audit.")
+        self.monitor.set_hint("Select a run above and press Enter (or o): its loss curves and audit are replayed "
+                              "from its files, then followed live while it trains.\n\nctrl+r resumes the selected "
+                              "run (on the Train screen), ctrl+o evaluates its newest checkpoint, ctrl+t stops it "
+                              "while it runs.")
         self.scan()
 
     def on_screen_suspend(self) -> None:
@@ -171,20 +179,20 @@ class RunsScreen(Screen):
     def open_run(self, info: RunInfo) -> None:
         self.opened = info.path
         self.source = None
-        self.monitor.reset(f"{info.name}: loading ...")
+        self.monitor.reset(f"{info.name}: loading ...", run_dir=info.path)
         self.load(info.path)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-load")
     def load(self, path: Path) -> None:
         from engine.audit import AUDIT_FILE, read_audit
 
-        lines: deque[str] = deque(maxlen=MAX_LINES)
+        lines: deque[AuditEntry] = deque(maxlen=MAX_LINES)
         last = -1
         if (path / AUDIT_FILE).exists():
             for rec in read_audit(path / AUDIT_FILE):
-                line = audit_record_line(rec)
-                if line is not None:
-                    lines.append(line)
+                entry = audit_entry(rec)
+                if entry is not None:
+                    lines.append(entry)
                 if rec.get("kind") == "step":
                     last = max(last, rec["step"])
         source = follower(path)
@@ -247,6 +255,17 @@ class RunsScreen(Screen):
         info = self.selected()
         if info is not None:
             open_eval(self, info.path, self.app.checkpoints_root)
+
+    # -- the run's panes (keys shown in their titles) ---------------------------------------------
+
+    def action_plot_scale(self) -> None:
+        self.monitor.toggle_scale()
+
+    def action_plot_zoom(self) -> None:
+        self.monitor.cycle_zoom()
+
+    def action_step_record(self) -> None:
+        self.monitor.open_record()
 
     @on(Button.Pressed, "#open")
     def open_pressed(self) -> None:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Select, Static
+from textual.widgets import Button, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.train.job import TrainRequest
@@ -27,6 +27,7 @@ from mypt_tui.app.widgets.run_monitor import RunMonitor
 from mypt_tui.app.widgets.train_form import TrainForm
 from mypt_tui.flags import UsageError
 from mypt_tui.present.errors import describe_error, resume_hint
+from mypt_tui.present.train_job import command_line, job_description
 from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, find_demo, is_prepared
 from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
@@ -42,6 +43,7 @@ class TrainScreen(Screen):
     TrainScreen #train-actions { height: 1; padding: 0 1; margin: 1 0 0 0; }
     TrainScreen #train-actions Button { margin-right: 1; min-width: 8; width: auto; }
     TrainScreen #train-state { width: 1fr; color: $text-muted; }
+    TrainScreen #train-command { width: 1fr; height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     TrainScreen RunMonitor { padding: 0 1; }
     """
 
@@ -50,6 +52,9 @@ class TrainScreen(Screen):
         Binding("ctrl+r", "start", "Start"),
         Binding("ctrl+g", "detach", "Run detached"),
         Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
+        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
+        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
     ]
 
     class Status(Message):
@@ -68,6 +73,7 @@ class TrainScreen(Screen):
         super().__init__()
         self._shown_state: SessionState | None = None
         self._detach_after_prepare: TrainRequest | None = None
+        self.command = ""  # the form's run as a headless command line
         self.demo_missing = ""
         try:
             self.demos: dict[str, Demo] = demos()
@@ -85,10 +91,12 @@ class TrainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield NavBar("train")
         yield TrainForm(self.demos, self.root, id="train-form")
+        yield Static("", id="train-command", markup=False)
         with Horizontal(id="train-actions"):
             yield Button("Start", id="start", variant="success", compact=True)
             yield Button("Run detached", id="detach", compact=True)
             yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
+            yield Button("Copy command", id="copy", compact=True)
             yield Static("", id="train-state")
         yield RunMonitor(id="train-monitor")
         yield Footer()
@@ -132,6 +140,32 @@ class TrainScreen(Screen):
     @on(Select.Changed, "#type")
     def type_changed(self) -> None:
         self.prepare_if_needed()
+
+    # -- what the form would start, in words ---------------------------------------------------------
+
+    @on(Input.Changed, "TrainForm Input")
+    @on(Select.Changed, "TrainForm Select")
+    def form_changed(self) -> None:
+        """The command line under the form, and (before any run) the job described in the panes' place."""
+        try:
+            request = self.form.request()
+        except UsageError as e:
+            self.query_one("#train-command", Static).update(f"flags: {e}")
+            return
+        self.command = command_line(request)
+        self.query_one("#train-command", Static).update(f"$ {self.command}")
+        demo = find_demo(request.dataset or "-")
+        is_demo = demo is not None and request.config is not None and Path(request.config) == demo.config
+        self.monitor.set_hint(job_description(request, is_demo))
+
+    def action_copy_command(self) -> None:
+        self.form_changed()
+        self.app.copy_to_clipboard(self.command)
+        self.notify(f"copied: {self.command}", title="Train command", timeout=6)
+
+    @on(Button.Pressed, "#copy")
+    def copy_pressed(self) -> None:
+        self.action_copy_command()
 
     # -- checkpoints for Init ----------------------------------------------------------------------
 
@@ -292,6 +326,17 @@ class TrainScreen(Screen):
         if action == "stop":
             return state in (SessionState.TRAINING, SessionState.DETACHED) or None
         return True
+
+    # -- the run's panes (keys shown in their titles) ---------------------------------------------
+
+    def action_plot_scale(self) -> None:
+        self.monitor.toggle_scale()
+
+    def action_plot_zoom(self) -> None:
+        self.monitor.cycle_zoom()
+
+    def action_step_record(self) -> None:
+        self.monitor.open_record()
 
     # -- the event stream ----------------------------------------------------------------------------
 
