@@ -161,9 +161,10 @@ class MyptApp(App):
 
     # -- the Runs screen's "Resume" --------------------------------------------------------------
 
-    def on_resume_run(self, message: ResumeRun) -> None:
-        """Fill the Train form to continue a run from its latest checkpoint, and show it."""
-        self.switch_mode("train")
+    async def on_resume_run(self, message: ResumeRun) -> None:
+        """Fill the Train form to continue a run from its latest checkpoint, and show it (once the
+        Train screen is mounted: its first mount fills the form with the default job)."""
+        await self.switch_mode("train")
         self.train_screen.fill_for_resume(message.run_dir)
 
     # -- output, warnings and logs from any thread -----------------------------------------------

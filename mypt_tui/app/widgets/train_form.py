@@ -93,10 +93,25 @@ class TrainForm(Grid):
         self.set_value("flags", shlex.join(train_argv(req, job_fields=("tokenization",))))
 
     def fill_for_resume(self, run_dir: Path) -> None:
-        """Continue a run from its latest checkpoint, with its own config and data."""
-        for key, value in (("config", ""), ("dataset", ""), ("output", str(run_dir)), ("flags", "--resume")):
+        """Continue a run from its latest checkpoint: the form shows the run as it was started (its
+        run.json and resolved config.toml), under its own name (never replaced by a fresh one)."""
+        from engine.layout import CONFIG_FILE
+        from engine.runs import read_run_file
+
+        try:
+            started = read_run_file(run_dir)
+        except (OSError, ValueError):
+            started = {}
+        config = run_dir / CONFIG_FILE
+        for key, value in (("config", str(config) if config.exists() else ""),
+                           ("dataset", str(started.get("dataset") or "")), ("output", str(run_dir)),
+                           ("flags", "--resume")):
             self.set_value(key, value)
         self._auto_output = ""
+        init = str(started.get("init") or SCRATCH)
+        if init != SCRATCH:
+            self._pinned_init = [(init, init)]
+        self.set_init_options(value=init)
 
     # -- type, init, output --------------------------------------------------------------------------
 
