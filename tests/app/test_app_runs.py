@@ -248,3 +248,28 @@ async def test_resume_from_the_runs_screen_continues_the_run_in_the_app(tmp_path
     assert [(s.resumed, s.step) for s in starts] == [(False, 0), (True, 4)]
     done = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, Done)]
     assert [(d.reason, d.step) for d in done] == [("stopped", 4), ("completed", 8)]
+
+
+async def test_a_run_that_finishes_while_listed_shows_its_whole_status(tmp_path):
+    """The table's columns grow with their content: a run listed as `running` that completes is
+    `completed` on screen, not `complet`."""
+    from helpers_app import screen_text
+
+    root = tmp_path / "ckpt"
+    run = root / "live"
+    write_run(run, [run_start(run), step(1, 3.0)])
+    app = MyptApp(checkpoints=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run")
+        assert cells(app, str(run))[1] == "running"
+        sink = JsonlSink(run / "events.jsonl")
+        for n in range(2, 11):
+            sink(step(n, 2.0))
+        sink(Done(step=10, reason="completed", elapsed=1.0))
+        sink.close()
+        app.screen.scan()
+        await wait_for(pilot, lambda: cells(app, str(run))[1] == "completed", "the new status")
+        await pilot.pause(0.2)
+        row = next(line for line in screen_text(app).splitlines() if line.lstrip().startswith("live"))
+        assert row.split()[:3] == ["live", "completed", "10/10"]

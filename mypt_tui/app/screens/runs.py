@@ -28,11 +28,14 @@ from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
 from mypt_tui.present.audit_lines import AuditEntry, audit_entry
 from mypt_tui.present.errors import describe_error
+from mypt_tui.present.fit import elide_middle
 from mypt_tui.present.run_rows import COLUMNS, cells
 from mypt_tui.services.events import follower
 from mypt_tui.services.processes import interrupt
 
 SCAN_INTERVAL = 2.0  # seconds between rescans of the runs folder (while this screen shows)
+OTHER_COLUMNS_WIDTH = 60  # the columns after the run's name, with their padding
+MIN_NAME_WIDTH = 20  # a longer run name is elided in the middle (its start and its timestamp stay)
 FOLLOW_INTERVAL = 0.5  # seconds between polls of the opened run's events.jsonl
 STATUS_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "failed": "bold red",
                 "interrupted": "bold yellow", "new": "dim"}
@@ -141,13 +144,15 @@ class RunsScreen(Screen):
     def on_runs_screen_scanned(self, message: Scanned) -> None:
         table = self.query_one(DataTable)
         fresh = {str(r.path): r for r in message.runs}
+        name_width = max(MIN_NAME_WIDTH, self.size.width - OTHER_COLUMNS_WIDTH)
         for key in [k for k in self.runs if k not in fresh]:
             table.remove_row(key)
         for key, info in fresh.items():
             row = [Text(c, style=STATUS_STYLE.get(c, "")) if i == 1 else c for i, c in enumerate(cells(info))]
+            row[0] = elide_middle(info.name, name_width)  # the other columns stay on screen
             if key in self.runs:
                 for col, value in zip(COLUMNS, row):
-                    table.update_cell(key, col, value)
+                    table.update_cell(key, col, value, update_width=True)  # "running" -> "completed"
             else:
                 table.add_row(*row, key=key)
         self.runs = fresh
