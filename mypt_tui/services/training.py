@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -72,7 +73,8 @@ class TrainingSession:
         from engine.train.job import build_job
         from engine.train.loop import run_training
 
-        def should_stop() -> bool:  # the Stop button, or the app closing (which cancels workers)
+        def should_stop() -> bool:  # once a step: the Stop button, or the app closing (which cancels workers)
+            time.sleep(0)  # let the GIL go once a step: UI work waiting for it gets in
             return self._stop.is_set() or cancelled()
 
         try:

@@ -52,7 +52,7 @@ class Tmux:
     def keys(self, *keys: str) -> None:
         self("send-keys", "-t", "e2e", *keys)
 
-    def wait(self, pattern: str, timeout: float = 60.0) -> str:
+    def wait(self, pattern: str, timeout: float = 60.0, poll: float = 0.2) -> str:
         end = time.monotonic() + timeout
         while True:
             text = self.screen()
@@ -60,7 +60,7 @@ class Tmux:
                 return text
             if time.monotonic() > end:
                 raise AssertionError(f"the terminal never showed {pattern!r}; it shows:\n{text}")
-            time.sleep(0.2)
+            time.sleep(poll)
 
 
 def test_mypt_in_a_real_terminal(tmp_path):
@@ -140,3 +140,40 @@ def test_a_hang_up_stops_an_in_app_run_with_a_final_checkpoint(tmp_path):
     if alive(pid):
         os.kill(pid, 9)  # the test's own app: never leave it behind
         raise AssertionError("the app's process outlived the hang-up")
+
+
+def test_keys_are_handled_quickly_while_a_tiny_model_trains_in_the_app(tmp_path):
+    """The test suite's tiny config trains in the app's thread (many tiny steps, the training thread
+    holding the interpreter between them): q and ctrl+c on the Runs screen open the quit dialog
+    within a fraction of a second (they took seconds), and escape closes it."""
+    from helpers_app import tiny_config, tiny_dataset
+
+    flags = ["--init", "scratch", "--config", str(tiny_config(tmp_path, max_iters=10)),
+             "--dataset", str(tiny_dataset(tmp_path / "data")), "--output", "keys", "--checkpoints",
+             str(tmp_path / "ckpt"), "--max_iters", "1000000", "--eval_interval", "1000000", "--save_every", "1000000"]
+    tmux = Tmux(f"mypt-e2e-keys-{os.getpid()}")
+    command = (f"{SHELL_PREFIX}cd {shlex.quote(str(tmp_path))} && exec {shlex.quote(sys.executable)} -m mypt_tui.cli "
+               f"train {shlex.join(flags)}")
+    tmux("new-session", "-d", "-s", "e2e", "-x", "100", "-y", "30", command)
+    took: list[float] = []
+
+    def timed(key: str, pattern: str) -> float:
+        start = time.monotonic()
+        tmux.keys(key)
+        tmux.wait(pattern, timeout=30, poll=0.01)
+        return time.monotonic() - start
+
+    try:
+        tmux.wait(r"step [1-9]\d*/1000000")
+        tmux.keys("F2")
+        tmux.wait(r"Best Val")
+        time.sleep(1.0)
+        for key in ("q", "C-c", "q", "C-c", "q"):
+            took.append(timed(key, r"Training is running"))
+            time.sleep(0.3)
+            timed("Escape", r"Stop run")
+            time.sleep(0.3)
+    finally:
+        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
+    took.sort()
+    assert took[len(took) // 2] < 0.3 and took[-1] < 2.0, [round(t, 3) for t in took]
