@@ -64,7 +64,7 @@ async def test_the_first_screen_says_what_the_default_job_is_and_how_to_start_it
         await feed(app, pilot, demo_curve(tmp_path / "run", last=20))
         text = screen_text(app)
         assert "ctrl+r  train the demo" not in text  # a run is shown: its panes, with their titles
-        assert "Loss (log y · all steps)" in text and "Audit: episodes per step" in text
+        assert "Loss (log, all) ^y scale ^l zoom" in text and "Audit · click a step, or ^b" in text
 
 
 async def test_the_loss_plot_is_readable_late_in_a_run(tmp_path):
@@ -81,10 +81,10 @@ async def test_the_loss_plot_is_readable_late_in_a_run(tmp_path):
         assert "step" in shown and "loss" in shown  # axis labels
         await pilot.press("ctrl+y")
         await pilot.pause(0.2)
-        assert not plot.log_y and "Loss (linear y · all steps)" in screen_text(app)
+        assert not plot.log_y and "Loss (linear, all)" in screen_text(app)
         await pilot.press("ctrl+y", "ctrl+l")
         await pilot.pause(0.2)
-        assert plot.window == 200 and "Loss (log y · last 200 steps)" in screen_text(app)
+        assert plot.window == 200 and "Loss (log, last 200)" in screen_text(app)
         shown = "\n".join(line[region.x:region.right] for line in screen_text(app).splitlines()[region.y:region.bottom])
         first_tick = int(re.search(r"└┬.*\n\s+(\d+)\s", shown).group(1))
         assert 100 <= first_tick <= 110, shown  # the x axis starts at step 100
@@ -109,7 +109,7 @@ async def test_audit_lines_fit_the_pane_and_epoch_ends_are_whole(tmp_path):
         note = " ".join(line.strip() for line in audit.lines[2:])
         assert note == "epoch 0 done at step 2: 1,234 episodes trained, 3 dropped (an incomplete last batch)"
         text = screen_text(app)
-        assert "Audit: episodes per step" in text and audit.lines[0] in text
+        assert "Audit · click a step, or ^b" in text and audit.lines[0] in text
 
 
 async def test_the_audit_keeps_following_after_an_in_app_resume_and_a_resize(tmp_path):

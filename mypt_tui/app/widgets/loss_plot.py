@@ -94,8 +94,8 @@ class LossPlot(PlotextPlot):
     @property
     def view(self) -> str:
         """What the plot shows, for its pane's title."""
-        steps = "all steps" if self.window is None else f"last {self.window} steps"
-        return f"{'log' if self.log_y else 'linear'} y · {steps}"
+        steps = "all" if self.window is None else f"last {self.window}"
+        return f"{'log' if self.log_y else 'linear'}, {steps}"
 
     def add_train(self, step: int, loss: float) -> None:
         if math.isfinite(loss):

@@ -75,11 +75,11 @@ class RunMonitor(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#mon-hint", Static).border_title = "Getting started"
-        self.audit.border_title = "Audit: episodes per step · click one or ^b"
+        self.audit.border_title = "Audit · click a step, or ^b"
         self._render_titles()
 
     def _render_titles(self) -> None:
-        self.plot.border_title = f"Loss ({self.plot.view}) · ^y scale ^l zoom"
+        self.plot.border_title = f"Loss ({self.plot.view}) ^y scale ^l zoom"
 
     def set_hint(self, text: str) -> None:
         """What to do first, shown in the panes' place until a run is shown."""
