@@ -64,11 +64,6 @@ class TrainScreen(Screen):
             super().__init__()
             self.text = text
 
-    class Checkpoints(Message):
-        def __init__(self, names: list[tuple[str, str]]) -> None:
-            super().__init__()
-            self.names = names
-
     def __init__(self) -> None:
         super().__init__()
         self._shown_state: SessionState | None = None
@@ -119,7 +114,7 @@ class TrainScreen(Screen):
         if not self.demos:
             self.monitor.set_status(self.demo_missing)
         self.show_state()
-        self.scan_checkpoints()
+        self.form.rescan()
         if request is not None and getattr(self.app, "autostart", False):
             self.call_after_refresh(self.action_start)
         else:
@@ -127,7 +122,7 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
-            self.scan_checkpoints()
+            self.form.rescan()
 
     def on_unmount(self) -> None:
         self.session.request_stop()  # a training thread must end for the process to exit
@@ -166,19 +161,6 @@ class TrainScreen(Screen):
     @on(Button.Pressed, "#copy")
     def copy_pressed(self) -> None:
         self.action_copy_command()
-
-    # -- checkpoints for Init ----------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
-    def scan_checkpoints(self) -> None:
-        from engine.checkpoint import list_checkpoints
-
-        found = list_checkpoints(self.root)
-        names = [(f"{c.name}" + (f" (step {c.step})" if c.step is not None else ""), c.name) for c in found]
-        self.post_message(self.Checkpoints(names))
-
-    def on_train_screen_checkpoints(self, message: Checkpoints) -> None:
-        self.form.set_init_options(message.names)
 
     # -- preparing the demo set ----------------------------------------------------------------------
 
@@ -362,7 +344,7 @@ class TrainScreen(Screen):
         if code is not None:
             self.detached_ended(code)
         elif fed.done is not None and self.session.state == SessionState.DETACHED:
-            self.scan_checkpoints()
+            self.form.rescan()
 
     def detached_ended(self, code: int) -> None:
         detached = self.session.detached
@@ -373,7 +355,7 @@ class TrainScreen(Screen):
             self.app.push_screen(ErrorDialog(
                 f"The detached run ended with exit code {code}",
                 (detached.log_tail() or "(no output)") + f"\n\n(full output: {detached.log})"))
-        self.scan_checkpoints()
+        self.form.rescan()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a finished or failed worker of this screen is handled (never a crash)."""
@@ -403,7 +385,7 @@ class TrainScreen(Screen):
         run_dir = self.session.run_dir
         self.session.finish()
         self.show_state()
-        self.scan_checkpoints()
+        self.form.rescan()
         if state == WorkerState.ERROR:
             message = describe_error(worker.error) + resume_hint(run_dir)
             self.monitor.show_warning(describe_error(worker.error), error=True)

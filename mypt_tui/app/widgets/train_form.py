@@ -9,9 +9,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.message import Message
 from textual.widgets import Input, Label, Select
 
 from engine.train.job import SCRATCH, TrainRequest
@@ -23,6 +24,13 @@ TEXT_FIELDS = ("config", "dataset", "output")
 
 
 class TrainForm(Grid):
+    class Checkpoints(Message):
+        """The checkpoints found for Init, from the rescan worker."""
+
+        def __init__(self, names: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.names = names
+
     DEFAULT_CSS = """
     TrainForm { grid-size: 4; grid-columns: 8 1fr 8 1fr; grid-rows: 1; grid-gutter: 0 1;
                 height: auto; padding: 0 1; }
@@ -135,6 +143,18 @@ class TrainForm(Grid):
     @property
     def output_is_generated(self) -> bool:
         return bool(self._auto_output)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
+    def rescan(self) -> None:
+        """List the checkpoints under the root for Init (in a worker: the folder may be large)."""
+        from engine.checkpoint import list_checkpoints
+
+        found = list_checkpoints(self.root)
+        self.post_message(self.Checkpoints([(c.name + (f" (step {c.step})" if c.step is not None else ""), c.name)
+                                            for c in found]))
+
+    def on_train_form_checkpoints(self, message: Checkpoints) -> None:
+        self.set_init_options(message.names)
 
     def set_init_options(self, found: list[tuple[str, str]] | None = None, value: str | None = None) -> None:
         """The Init choices: scratch, the checkpoints found, and one given by `mypt train --model`."""
