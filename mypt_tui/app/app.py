@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,7 +26,7 @@ from textual.screen import Screen
 
 from engine.train.job import TrainRequest
 from mypt_tui.app.capture import capture_warnings_and_logs
-from mypt_tui.app.messages import Notice, ResumeRun
+from mypt_tui.app.messages import Notice, Replying, ResumeRun
 from mypt_tui.app.screens.chat import ChatScreen
 from mypt_tui.app.screens.config import ConfigScreen
 from mypt_tui.app.screens.data import DataScreen
@@ -35,6 +37,8 @@ from mypt_tui.app.widgets.nav import SCREENS as SCREEN_KEYS
 from mypt_tui.services.training import SessionState, TrainingSession
 
 MAX_MESSAGES = 500  # lines of captured output / warnings kept for "Show messages"
+HANG_UP_RUN_TIMEOUT = 600.0  # seconds an in-app run may take to stop and save after a hang-up
+HANG_UP_GRACE = 5.0  # seconds the normal exit gets after that, before the process ends itself
 
 
 class MyptApp(App):
@@ -63,6 +67,7 @@ class MyptApp(App):
         self.autostart = autostart
         self.messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
         self._quit_when_idle = False
+        self.replying = False  # a chat reply streams (quitting asks first)
         self._last_notice: dict[str, float] = {}
         self._restore_capture: Callable[[], None] = lambda: None
 
@@ -86,9 +91,14 @@ class MyptApp(App):
     async def action_quit(self) -> None:
         session = self.training
         if not session.training:
-            if session.state == SessionState.DETACHED and session.detached is not None:
-                self.notify(f"the detached run (pid {session.detached.pid}) keeps going")
-            self.exit()
+            if isinstance(self.screen, Confirm):
+                return
+            if self.replying:
+                self.push_screen(Confirm("A reply is being written", "Chat is still writing a reply. Stop it "
+                                         "and quit?", yes="Quit", no="Keep chatting"),
+                                 lambda yes: self._leave() if yes else None)
+                return
+            self._leave()
             return
         if session.state == SessionState.STOPPING:
             self._quit_when_idle = True
@@ -110,6 +120,15 @@ class MyptApp(App):
             "checkpoint, and quit?\n(A run started with \"Run detached\" keeps going without the app.)",
             yes="Stop and quit", no="Keep training"), answer)
 
+    def _leave(self) -> None:
+        session = self.training
+        if session.state == SessionState.DETACHED and session.detached is not None:
+            self.notify(f"the detached run (pid {session.detached.pid}) keeps going")
+        self.exit()
+
+    def on_replying(self, message: Replying) -> None:
+        self.replying = message.busy
+
     def stop_training_then_quit(self) -> None:
         self._quit_when_idle = True
         self.training.request_stop()
@@ -121,15 +140,31 @@ class MyptApp(App):
             self.exit()
 
     def hang_up(self) -> None:
-        """SIGHUP: the terminal is gone. Stop an in-app run (final checkpoint) and leave."""
+        """SIGHUP: the terminal is gone. Stop an in-app run (final checkpoint) and leave.
+
+        Textual's shutdown writes to the terminal, and with the terminal gone its writer thread
+        has died: the shutdown then waits forever and the process outlives the connection. So a
+        watchdog ends the process once the run has saved its checkpoint and the exit had a moment.
+        """
         self.training.request_stop()
+        threading.Thread(target=self._end_after_hang_up, name="mypt-hang-up", daemon=True).start()
         self.exit()
+
+    def _end_after_hang_up(self) -> None:
+        self.training.wait_ended(HANG_UP_RUN_TIMEOUT)
+        time.sleep(HANG_UP_GRACE)
+        self.end_process()
+
+    def end_process(self) -> None:
+        """End the process now (after a hang-up, when the normal exit is stuck on the gone terminal)."""
+        os._exit(0)
 
     # -- the Runs screen's "Resume" --------------------------------------------------------------
 
-    def on_resume_run(self, message: ResumeRun) -> None:
-        """Fill the Train form to continue a run from its latest checkpoint, and show it."""
-        self.switch_mode("train")
+    async def on_resume_run(self, message: ResumeRun) -> None:
+        """Fill the Train form to continue a run from its latest checkpoint, and show it (once the
+        Train screen is mounted: its first mount fills the form with the default job)."""
+        await self.switch_mode("train")
         self.train_screen.fill_for_resume(message.run_dir)
 
     # -- output, warnings and logs from any thread -----------------------------------------------
@@ -168,6 +203,8 @@ class MyptApp(App):
                             lambda: self._on_train("action_start"))
         yield SystemCommand("Run detached", "Start the Train form's run as a background process that "
                             "survives the app and the connection (ctrl+g)", lambda: self._on_train("action_detach"))
+        yield SystemCommand("Copy the train command", "Copy the Train form's run as `mypt train --no-ui ...`, "
+                            "to run it headless in a shell", lambda: self._on_train("action_copy_command"))
         yield SystemCommand("Stop training", "Stop the run after this step; a final checkpoint is saved (ctrl+t)",
                             lambda: self._on_train("action_stop"))
         yield SystemCommand("Runs: refresh", "Show the Runs screen and rescan the checkpoints folder",

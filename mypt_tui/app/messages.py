@@ -21,3 +21,11 @@ class ResumeRun(Message):
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = run_dir
+
+
+class Replying(Message):
+    """A chat reply started or ended streaming (quitting asks while one streams)."""
+
+    def __init__(self, busy: bool) -> None:
+        super().__init__()
+        self.busy = busy

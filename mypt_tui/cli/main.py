@@ -34,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. The one error boundary of the CLI: whatever escapes a command becomes one
     line on stderr and a non-zero exit, never a traceback (a bug's traceback goes to a log file)."""
-    args = build_parser().parse_args(argv)
     try:
+        job = default.with_train_flags(sys.argv[1:] if argv is None else argv)
+        if job is not None:  # `mypt [--no-ui] --max_iters 40`: the default job with train flags
+            return default.run(*job)
+        args = build_parser().parse_args(argv)
         if args.command is None:
             return default.run(args.no_ui)
         return int(args.handler(args) or 0)

@@ -26,8 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def app_command() -> str:
-    """The shell command each browser session runs: this Python's mypt with no arguments (the app)."""
-    return shlex.join([sys.executable, "-m", "mypt_tui.cli"])
+    """The shell command each browser session runs: this Python's mypt with no arguments (the app).
+
+    The sessions ignore SIGINT: ctrl+c in the server's terminal reaches its whole process group,
+    and a session killed mid-start printed a KeyboardInterrupt traceback, or outlived the server's
+    event loop ("Event loop is closed"). The server asks each session to quit as it shuts down.
+    """
+    return "trap '' INT; exec " + shlex.join([sys.executable, "-m", "mypt_tui.cli"])
 
 
 def run(args: argparse.Namespace) -> int:

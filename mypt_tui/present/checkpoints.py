@@ -20,7 +20,8 @@ def checkpoint_options(infos: list, extra: list[str] = ()) -> list[tuple[str, st
     for run, info in sorted(newest.items()):
         options.append((f"{run} (newest)", str(Path(info.path).parent)))
     for info in infos:
-        step = f"  step {info.step}" if info.step is not None else ""
+        named_by_step = info.name.split("/")[-1].startswith(STEP_PREFIX)  # run/step_000500 says its step
+        step = f"  step {info.step}" if info.step is not None and not named_by_step else ""
         options.append((f"{info.name}{step}", str(info.path)))
     seen = {value for _, value in options}
     for path in extra:
@@ -29,8 +30,19 @@ def checkpoint_options(infos: list, extra: list[str] = ()) -> list[tuple[str, st
     return options
 
 
-def pane_title(session, root: str | Path) -> str:  # noqa: ANN001 - engine.chat.ChatSession
-    """The pane title: which checkpoint (relative to the checkpoints root), its size and context."""
+def newest_choice(infos: list) -> str | None:
+    """The option to preselect: the most recently saved checkpoint (its run's "newest" entry when
+    it belongs to a run with step checkpoints)."""
+    if not infos:
+        return None
+    newest = max(infos, key=lambda info: info.modified)
+    runs = {info.run for info in infos if info.run is not None and info.name.split("/")[-1].startswith(STEP_PREFIX)}
+    return str(Path(newest.path).parent) if newest.run in runs else str(newest.path)
+
+
+def pane_title(session, root: str | Path) -> tuple[str, list[str]]:  # noqa: ANN001 - engine.chat.ChatSession
+    """The pane title's parts: which checkpoint (relative to the checkpoints root), then its size,
+    context and tokenizer (`fit_parts` drops those first when the pane is narrow)."""
     cfg = session.model.config
     ckpt = session.checkpoint
     path = Path(ckpt.path) if ckpt is not None else None
@@ -40,4 +52,4 @@ def pane_title(session, root: str | Path) -> str:  # noqa: ANN001 - engine.chat.
             name = path.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             name = path.name
-    return f"{name} · {cfg.n_layer}x{cfg.n_embd} · context {cfg.block_size} · {session.tok.kind}"
+    return name, [f"{cfg.n_layer}x{cfg.n_embd}", f"context {cfg.block_size}", session.tok.kind]

@@ -91,6 +91,7 @@ def prepare_report_lines(report) -> list[str]:  # noqa: ANN001 - engine.prepare.
         if report.skipped_total > 5:
             lines.append(f"  ... {report.skipped_total - 5} more (all listed in the dataset's metadata)")
     if report.overlap:
-        lines.append(f"{report.overlap} val episodes also occur in train (e.g. {', '.join(report.overlap_examples[:3])})")
+        examples = ", ".join(report.overlap_examples[:3])
+        lines.append(f"{report.overlap} val episodes also occur in train (e.g. {examples})")
     lines += [f"warning: {w}" for w in report.warnings]
     return lines

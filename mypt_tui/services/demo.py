@@ -22,6 +22,7 @@ import tomli
 from engine.config.evaluation import eval_path_candidates
 from engine.layout import METADATA_FILE
 from engine.train.job import SCRATCH, TrainRequest
+from mypt_tui.flags import parse_train_flags
 
 PREPARED_DIR = Path("data") / "prepared"  # git-ignored
 INSTALLED_ROOT = Path(__file__).resolve().parents[2]  # the checkout mypt was installed from (pip install -e)
@@ -161,7 +162,21 @@ def unique_run_name(prefix: str, root: Path, now: float | None = None) -> str:
     return name
 
 
-def default_request(demo: Demo, root: Path = Path("checkpoints")) -> TrainRequest:
-    """The default job: the demo config trained from scratch into a new run under `root`."""
-    return TrainRequest(init=SCRATCH, config=str(demo.config), dataset=str(demo.dataset),
-                        output=unique_run_name(demo.run_prefix, root), checkpoints=str(root))
+JOB_FIELDS = ("output", "dataset", "config", "model", "init", "tokenization")
+
+
+def default_request(demo: Demo, root: Path = Path("checkpoints"), flags: list[str] = ()) -> TrainRequest:
+    """The default job: the demo config trained from scratch into a new run under `root`, changed
+    by `mypt train` flags as `mypt train` would read them (UsageError for flags it rejects)."""
+    given = parse_train_flags(list(flags))
+    root = Path(given.checkpoints) if given.checkpoints != "checkpoints" else Path(root)
+    req = TrainRequest(init=SCRATCH, config=str(demo.config), dataset=str(demo.dataset),
+                       output=unique_run_name(demo.run_prefix, root), checkpoints=str(root))
+    for name in JOB_FIELDS:
+        if getattr(given, name) is not None:
+            setattr(req, name, getattr(given, name))
+    if given.model is not None and given.init is None:
+        req.init = None  # continuing a checkpoint, not from scratch
+    req.resume, req.overwrite = given.resume, given.overwrite
+    req.overrides = dict(given.overrides)
+    return req

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,8 @@ class TrainingSession:
         self.detached: Detached | None = None
         self.source: EventSource | None = None
         self._stop = threading.Event()
+        self._ended = threading.Event()  # the in-app run's thread has returned (or none ran)
+        self._ended.set()
 
     @property
     def training(self) -> bool:
@@ -59,6 +62,7 @@ class TrainingSession:
         self._stop.clear()
         self.source = EventBuffer()
         self.detached = None
+        self._ended.clear()
         self.state = SessionState.TRAINING
 
     def train(self, request: TrainRequest, demo: Demo | None, cancelled: Callable[[], bool],
@@ -69,19 +73,27 @@ class TrainingSession:
         from engine.train.job import build_job
         from engine.train.loop import run_training
 
-        def should_stop() -> bool:  # the Stop button, or the app closing (which cancels workers)
+        def should_stop() -> bool:  # once a step: the Stop button, or the app closing (which cancels workers)
+            time.sleep(0)  # let the GIL go once a step: UI work waiting for it gets in
             return self._stop.is_set() or cancelled()
 
-        if demo is not None and not is_prepared(demo):
-            status(f"preparing {demo.dataset} first ...")
-            ensure_prepared(demo, should_stop=should_stop)
-            status("")
-        job = build_job(request)
-        buffer = self.source
-        assert isinstance(buffer, EventBuffer)
-        if job.resume and (Path(job.output) / EVENTS_FILE).exists():
-            buffer.extend(list(read_events(Path(job.output) / EVENTS_FILE)))  # the curve so far
-        return run_training(job, sinks=[buffer], should_stop=should_stop)
+        try:
+            if demo is not None and not is_prepared(demo):
+                status(f"preparing {demo.dataset} first ...")
+                ensure_prepared(demo, should_stop=should_stop)
+                status("")
+            job = build_job(request)
+            buffer = self.source
+            assert isinstance(buffer, EventBuffer)
+            if job.resume and (Path(job.output) / EVENTS_FILE).exists():
+                buffer.extend(list(read_events(Path(job.output) / EVENTS_FILE)))  # the curve so far
+            return run_training(job, sinks=[buffer], should_stop=should_stop)
+        finally:
+            self._ended.set()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Block until an in-app run's thread has returned (its final checkpoint saved); False on timeout."""
+        return self._ended.wait(timeout)
 
     # -- detached ---------------------------------------------------------------------------------
 

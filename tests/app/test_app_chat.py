@@ -151,13 +151,13 @@ async def test_the_newest_checkpoint_of_a_training_run_is_found_on_rescan(checkp
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         screen = app.screen
-        assert screen.sessions["A"] is None
+        assert screen.query_one("#ckpt-A").value == str(checkpoints / "base")  # the newest, preselected
         labels = [label for label, _ in screen.checkpoint_choices]
-        assert labels[0] == "run1 (newest)" and "run1/step_000010  step 10" in labels
+        assert labels[0] == "run1 (newest)" and "run1/step_000010" in labels
         save(checkpoints / "run1" / "step_000020", seed=2, step=20)  # the run saves another step
         await pilot.click("#rescan")
         await settle(app, pilot)
-        assert "run1/step_000020  step 20" in [label for label, _ in screen.checkpoint_choices]
+        assert "run1/step_000020" in [label for label, _ in screen.checkpoint_choices]
         screen.query_one("#ckpt-A").value = str(checkpoints / "run1")
         await loaded(app, pilot)
         assert str(screen.sessions["A"].checkpoint.path).endswith("run1/step_000020")
@@ -220,3 +220,115 @@ async def test_a_tool_call_and_its_result_are_shown_in_the_conversation(checkpoi
         assert lines[3].startswith("context: the first ") and lines[3].endswith("fit the model's 128 tokens")
         assert lines[4] == "The answer is 84."
         assert [m.role for m in screen.sessions["A"].messages] == ["user", "assistant", "toolresult", "assistant"]
+
+
+# -- a newcomer's first minutes in Chat -------------------------------------------------------------
+
+async def test_reached_with_f3_the_newest_checkpoint_is_picked_and_loaded(checkpoints):
+    import os
+    import time
+
+    later = time.time() + 60
+    for meta in (checkpoints / "run1" / "step_000010").iterdir():
+        os.utime(meta, (later, later))  # run1's step 10 is now the newest save
+    app = MyptApp(checkpoints=checkpoints)  # opens on Train, as `mypt` does
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        screen = await loaded(app, pilot)
+        assert screen.query_one("#ckpt-A").value == str(checkpoints / "run1")
+        assert str(screen.sessions["A"].checkpoint.path).endswith("run1/step_000010")
+
+
+async def test_typing_after_picking_a_checkpoint_with_the_mouse_goes_to_the_message_never_quits(checkpoints):
+    app = chat_app(checkpoints, model=None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        await pilot.click("#ckpt-A")  # open the list with the mouse ...
+        await pilot.pause()
+        await pilot.press("down", "enter")  # ... and pick another entry
+        await pilot.pause()
+        await pilot.press(*"Is a square round?")
+        await pilot.pause()
+        assert app.is_running
+        assert screen.query_one("#message").value == "Is a square round?"
+
+
+async def test_q_typed_after_hiding_the_settings_is_text_and_ctrl_t_moves_the_focus(checkpoints):
+    app = chat_app(checkpoints)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        screen.query_one("#compare").focus()
+        await pilot.press("ctrl+t")  # hide the settings: the focused checkbox goes with them
+        await pilot.pause()
+        assert app.focused is screen.query_one("#message")
+        await pilot.press("q")
+        screen.query_one("#send").focus()  # a button has the focus: typing still goes to the message
+        await pilot.press("u", "i", "t")
+        await pilot.pause()
+        assert app.is_running and screen.query_one("#message").value == "quit"
+
+
+async def test_ctrl_q_quits_from_chat_but_asks_while_a_reply_streams(checkpoints):
+    from mypt_tui.app.widgets.dialogs import Confirm
+
+    app = chat_app(checkpoints, max_new_tokens=100000)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        await send(pilot, "go on")
+        for _ in range(400):
+            if app.replying:
+                break
+            await pilot.pause(0.02)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, Confirm) and "reply" in app.screen.title_text
+        await pilot.press("escape")
+        assert app.is_running and screen.busy
+        await pilot.press("ctrl+q")
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+    assert app.return_code == 0
+
+
+async def test_pane_titles_fit_on_one_line_with_long_names_side_by_side(tmp_path):
+    from helpers_app import screen_text
+
+    root = tmp_path / "checkpoints"
+    long_run = "a_rather_long_checkpoint_name_for_testing_titles"
+    save(root / long_run / "step_000030", seed=0, step=30)
+    save(root / "base", seed=1, step=0)
+    app = chat_app(root, model=long_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        single = screen.query_one("#pane-A", ChatPane).title_text
+        assert single.startswith("A: a_rather_long") and single.endswith("step_000030 · 2x32 · context 128 · char")
+        await pilot.press("ctrl+n")
+        screen.query_one("#ckpt-B").value = str(root / "base")
+        await loaded(app, pilot, panes=("A", "B"))
+        await pilot.pause()
+        text = screen_text(app)
+        title_a = screen.query_one("#pane-A", ChatPane).title_text
+        assert title_a.startswith("A: a_rather") and "…" in title_a and "step_000030" in title_a
+        assert title_a in text and "B: base · 2x32" in text
+        labels = [label for label, _ in screen.checkpoint_choices]
+        assert all(len(label) <= 24 for label in labels) and any("…" in label for label in labels)
+
+
+async def test_the_focused_field_is_visible_in_256_colours(checkpoints):
+    from rich.color import ColorSystem
+
+    app = chat_app(checkpoints)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+
+        def shade(widget) -> tuple[int, int, int]:
+            return tuple(widget.background_colors[1].rich_color.downgrade(ColorSystem.EIGHT_BIT).get_truecolor())
+
+        for focus, shown in (("#message", "#message"), ("#s-temperature", "#s-temperature"),
+                             ("#ckpt-A", "#ckpt-A SelectCurrent")):
+            widget = screen.query_one(shown)
+            screen.query_one("#send").focus()
+            await pilot.pause()
+            blurred = shade(widget)
+            screen.query_one(focus).focus()
+            await pilot.pause()
+            assert max(abs(a - b) for a, b in zip(shade(widget), blurred)) >= 40, (focus, blurred, shade(widget))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from engine.config import edit_toml, field_error, load_config
+from helpers_app import wait_for
 from mypt_tui.app.app import MyptApp
 from mypt_tui.app.screens.config import CONTINUING, ConfigScreen
 from mypt_tui.app.widgets.config_form import ConfigForm
-from helpers_app import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASE3A = ROOT / "configs" / "sft1" / "750M_1024_chat_sft_phase3a.toml"
@@ -59,7 +59,7 @@ async def opened(pilot, path) -> ConfigScreen:
 
 
 def side(form: ConfigForm, name: str) -> str:
-    """What is shown beside a field: the guide's reason, then any problem or warning."""
+    """What is shown beside a field: the file's comment or the guide's reason, then any problem or warning."""
     return form.row(name).query_one(".side").render().plain
 
 
@@ -88,8 +88,7 @@ async def test_edit_check_and_save_keeping_comments_blank_lines_and_key_order_th
         form = screen.query_one(ConfigForm)
         assert form.row("learning_rate").text == "0.001"
         assert form.row("warmup_iters").text == "0.05"  # a fraction stays a fraction
-        assert side(form, "learning_rate") == (
-            "Lower LR for fine-tuning - prevents catastrophic forgetting of pretrained knowledge")
+        assert side(form, "learning_rate") == "From scratch: much higher than fine-tuning's 5e-5"  # the file's own
 
         # a value is checked as it is typed, and nothing is written while it is wrong
         await retype(pilot, form, "batch_size", "x")
@@ -172,3 +171,46 @@ async def test_a_mypt_json_config_opens_is_fixed_in_the_form_and_is_saved_as_tom
     assert (saved.n_layer, saved.n_embd, saved.learning_rate, saved.max_iters) == (4, 128, 3e-4, 200)
     assert saved.explicit == {"n_layer", "n_embd", "n_head", "block_size", "learning_rate", "max_iters",
                               "use_loss_mask"}
+
+
+# -- honest at all times --------------------------------------------------------------------------
+
+async def test_a_fresh_config_screen_claims_no_unsaved_changes():
+    app = MyptApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f5")
+        await pilot.pause(0.5)
+        status = str(app.screen.query_one("#config-status").render())
+        assert "not saved" not in status and ("Open a config" in status or "No config open" in status)
+        assert app.screen.changed() == {}
+
+
+async def test_a_wrong_value_is_said_at_once_and_its_problem_is_in_view(demo):
+    from helpers_app import screen_text
+
+    app = MyptApp(mode="config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await opened(pilot, demo)
+        form = screen.query_one(ConfigForm)
+        await retype(pilot, form, "eval_iters", "abc")
+        await pilot.pause(0.3)
+        problem = field_error("eval_iters", "abc")
+        assert str(screen.query_one("#config-status").render()) == problem
+        assert problem in screen_text(app).replace("\n", " ") or problem[:40] in screen_text(app)
+        row = form.row("eval_iters")
+        assert row.region.height and row.query_one(".side").region.bottom <= form.region.bottom
+
+
+async def test_the_files_own_comments_are_shown_beside_its_keys(demo):
+    from helpers_app import screen_text
+
+    app = MyptApp(mode="config")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await opened(pilot, demo)
+        form = screen.query_one(ConfigForm)
+        form.show_row("learning_rate")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "From scratch: much higher than fine-tuning's 5e-5" in text
+        assert "Lower LR for fine-tuning" not in text  # the guide's note would contradict the file
+        assert side(form, "batch_size") == form.row("batch_size").field.note  # no comment: the guide's

@@ -2,10 +2,10 @@
 view of an episode picked by index or id."""
 
 from engine.dataset import open_dataset
+from helpers_data import chat, leftovers, tool_episode, write_jsonl
 from mypt_tui.app.app import MyptApp
 from mypt_tui.app.screens.data import DataScreen, PrepareProgress
 from mypt_tui.app.widgets.mask_view import MaskView, mask_tokens
-from helpers_data import chat, leftovers, tool_episode, write_jsonl
 
 
 def episodes() -> list:

@@ -10,14 +10,14 @@ from textual.widgets import DataTable, Static
 from engine.checkpoint import save_checkpoint
 from engine.dataset import open_dataset
 from engine.model import GPT, GPTConfig
-from mypt_tui.present.eval_table import metric_cells
-from mypt_tui.app.screens.eval import EvalScreen
 from helpers_data import chat, prepared, write_jsonl
+from mypt_tui.app.screens.eval import EvalScreen
+from mypt_tui.present.eval_table import metric_cells
 
 
 def episodes(n: int, prefix: str) -> list[dict]:
-    return [chat(f"{prefix}{i}", f"Question {i}?", "Yes." if i % 2 else "No.", meta={"family": "yes" if i % 2 else "no"})
-            for i in range(n)]
+    return [chat(f"{prefix}{i}", f"Question {i}?", "Yes." if i % 2 else "No.",
+                 meta={"family": "yes" if i % 2 else "no"}) for i in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,8 @@ async def test_ctrl_o_on_the_runs_screen_evaluates_the_run_on_its_own_dataset(tm
     from engine.config import TrainConfig
     from engine.train.job import TrainJob
     from engine.train.loop import run_training
-    from mypt_tui.app.app import MyptApp
     from helpers_app import tiny_dataset, wait_for
+    from mypt_tui.app.app import MyptApp
 
     root = tmp_path / "ckpt"
     data = tiny_dataset(tmp_path / "data")

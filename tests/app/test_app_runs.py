@@ -21,9 +21,9 @@ from engine.events import Done, Eval, JsonlSink, RunStart, Step, read_events
 from engine.runs import latest_checkpoint, step_dir
 from engine.train.job import TrainJob
 from engine.train.loop import run_training
+from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 from mypt_tui.app.app import MyptApp
 from mypt_tui.cli.main import main
-from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
 
 SIZE = (100, 30)
 
@@ -113,9 +113,9 @@ async def test_opening_a_finished_run_replays_its_curve_and_audit(tmp_path):
         monitor = app.screen.monitor
         await wait_for(pilot, lambda: monitor.plot.points == (8, 3), "8 train and 3 val points")
         steps = [r for r in read_audit(root / "real" / "audit.jsonl") if r["kind"] == "step"]
-        shown = [line.split() for line in monitor.audit.lines if line.split() and line.split()[0].isdigit()]
-        assert [s[0] for s in shown] == [str(r["step"]) for r in steps]
-        assert shown[-1][2:] == [e for mb in steps[-1]["micro_batches"] for e in mb["episodes"]]
+        shown = [e for e in monitor.audit.entries if e.step is not None]
+        assert [e.step for e in shown] == [r["step"] for r in steps]
+        assert list(shown[-1].episodes) == [e for mb in steps[-1]["micro_batches"] for e in mb["episodes"]]
         assert "real: completed at step 8" in monitor.status
 
 
@@ -243,8 +243,34 @@ async def test_resume_from_the_runs_screen_continues_the_run_in_the_app(tmp_path
         assert train.query_one("#output", Input).value == str(root / "half")
         assert train.query_one("#flags", Input).value == "--resume"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.training.state == "idle" and train.monitor.step is not None, "the resumed run")
+        await wait_for(pilot, lambda: app.training.state == "idle" and train.monitor.step is not None,
+                       "the resumed run")
     starts = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, RunStart)]
     assert [(s.resumed, s.step) for s in starts] == [(False, 0), (True, 4)]
     done = [e for e in read_events(root / "half" / "events.jsonl") if isinstance(e, Done)]
     assert [(d.reason, d.step) for d in done] == [("stopped", 4), ("completed", 8)]
+
+
+async def test_a_run_that_finishes_while_listed_shows_its_whole_status(tmp_path):
+    """The table's columns grow with their content: a run listed as `running` that completes is
+    `completed` on screen, not `complet`."""
+    from helpers_app import screen_text
+
+    root = tmp_path / "ckpt"
+    run = root / "live"
+    write_run(run, [run_start(run), step(1, 3.0)])
+    app = MyptApp(checkpoints=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run")
+        assert cells(app, str(run))[1] == "running"
+        sink = JsonlSink(run / "events.jsonl")
+        for n in range(2, 11):
+            sink(step(n, 2.0))
+        sink(Done(step=10, reason="completed", elapsed=1.0))
+        sink.close()
+        app.screen.scan()
+        await wait_for(pilot, lambda: cells(app, str(run))[1] == "completed", "the new status")
+        await pilot.pause(0.2)
+        row = next(line for line in screen_text(app).splitlines() if line.lstrip().startswith("live"))
+        assert row.split()[:3] == ["live", "completed", "10/10"]

@@ -11,11 +11,11 @@ from textual.widgets import Input
 from engine.audit import read_audit
 from engine.events import Done, RunWarning, Step, read_events
 from engine.runs import latest_checkpoint, step_dir
-from mypt_tui.flags import parse_train_flags
-from mypt_tui.app.app import MyptApp
-from mypt_tui.services.events import EventBuffer
-from mypt_tui.app.widgets.dialogs import Confirm, ErrorDialog
 from helpers_app import Notifications, screen_text, tiny_config, tiny_dataset, wait_for
+from mypt_tui.app.app import MyptApp
+from mypt_tui.app.widgets.dialogs import Confirm, ErrorDialog
+from mypt_tui.flags import parse_train_flags
+from mypt_tui.services.events import EventBuffer
 
 SIZE = (100, 30)
 
@@ -45,10 +45,11 @@ async def test_a_run_started_from_the_form_finishes_with_curve_and_audit_on_scre
         assert monitor.plot.train[0] == list(range(1, 13))
         run = root / "tiny"
         steps = [r for r in read_audit(run / "audit.jsonl") if r["kind"] == "step"]
-        shown = [line for line in monitor.audit.lines if line.split() and line.split()[0].isdigit()]
+        shown = [e for e in monitor.audit.entries if e.step is not None]
         assert len(shown) == 12
         first_ids = [e for mb in steps[0]["micro_batches"] for e in mb["episodes"]]
-        assert shown[0].split() == ["1", f"e{steps[0]['epoch']}", *first_ids]
+        assert (shown[0].step, shown[0].epoch, list(shown[0].episodes)) == (1, steps[0]["epoch"], first_ids)
+        assert monitor.audit.lines[0].startswith(f"step 1 e{steps[0]['epoch']} · {len(first_ids)} episodes: ")
         text = screen_text(app)
         assert "Training complete at step 12" in text
         assert "step 12/12" in text

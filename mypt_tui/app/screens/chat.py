@@ -11,12 +11,11 @@ Widgets are touched only by the message handlers, on the UI thread.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,13 +25,18 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Text
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.generate import SamplingConfig
-from mypt_tui.app.widgets.chat_view import ChatPane, ChatTurn, Segment, Segments
+from mypt_tui.app.messages import Replying
+from mypt_tui.app.widgets.chat_view import ChatPane, ChatTurn
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.sampling import SamplingControls
-from mypt_tui.present.checkpoints import checkpoint_options, pane_title
+from mypt_tui.present.checkpoints import checkpoint_options, newest_choice, pane_title
+from mypt_tui.present.fit import elide_middle
+from mypt_tui.services.replies import Segment, stream_replies
 
 PANES = ("A", "B")
+SETTINGS_WIDTH = 30  # columns of the settings panel
+LABEL_WIDTH = SETTINGS_WIDTH - 6  # a checkpoint's label in its list (longer ones are elided in the middle)
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
 
@@ -97,7 +101,7 @@ class ChatScreen(Screen):
 
     DEFAULT_CSS = """
     ChatScreen #chat-body { height: 1fr; }
-    ChatScreen #chat-settings { width: 30; height: 1fr; padding: 0 1; border-right: vkey $primary-darken-2; }
+    ChatScreen #chat-settings { width: %d; height: 1fr; padding: 0 1; border-right: vkey $primary-darken-2; }
     ChatScreen #chat-settings.-hidden { display: none; }
     ChatScreen #chat-settings .heading { margin-top: 1; text-style: bold; }
     ChatScreen #chat-settings Select { margin-bottom: 0; }
@@ -109,7 +113,7 @@ class ChatScreen(Screen):
     ChatScreen #chat-input { height: 1; margin-top: 1; }
     ChatScreen #message { width: 1fr; }
     ChatScreen #chat-input Button { min-width: 6; margin-left: 1; }
-    """
+    """ % SETTINGS_WIDTH
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -145,7 +149,8 @@ class ChatScreen(Screen):
                     for p in PANES:
                         yield ChatPane(p, id=f"pane-{p}")
                 with Horizontal(id="chat-input"):
-                    yield Input(placeholder="Message (enter sends)", id="message", compact=True)
+                    yield Input(placeholder="Message (enter sends)", id="message", compact=True,
+                                select_on_focus=False)
                     yield Button("Send", id="send", variant="primary", compact=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
                     yield Button("Clear", id="clear", compact=True)
@@ -191,7 +196,8 @@ class ChatScreen(Screen):
 
     @on(CheckpointsFound)
     def _checkpoints_found(self, message: CheckpointsFound) -> None:
-        options = checkpoint_options(message.infos, self._extra)
+        options = [(elide_middle(label, LABEL_WIDTH), value)
+                   for label, value in checkpoint_options(message.infos, self._extra)]
         if options != self.checkpoint_choices:  # unchanged: keep the lists as the user sees them
             self.checkpoint_choices = options
             for p in PANES:
@@ -201,6 +207,8 @@ class ChatScreen(Screen):
                     picker.set_options(options)
                     if current is not Select.NULL and any(v == current for _, v in options):
                         picker.value = current
+        if self._wanted is None and self.query_one("#ckpt-A", Select).value is Select.NULL:
+            self._wanted = newest_choice(message.infos)  # reached with F3: the newest checkpoint, ready
         if self._wanted is not None:
             wanted, self._wanted = self._wanted, None
             self.query_one("#ckpt-A", Select).value = wanted
@@ -208,9 +216,11 @@ class ChatScreen(Screen):
     @on(Select.Changed, "#ckpt-A, #ckpt-B")
     def _checkpoint_picked(self, event: Select.Changed) -> None:
         pane = event.select.id.split("-")[1]
+        if self.query_one("#chat-settings").has_focus_within:
+            self.query_one("#message", Input).focus()  # picked: what comes next is typing a message
         if event.value is Select.NULL:
             self.sessions[pane] = None
-            self.query_one(f"#pane-{pane}", ChatPane).set_title(f"{pane}: no checkpoint")
+            self.query_one(f"#pane-{pane}", ChatPane).set_title("no checkpoint")
             return
         path = str(event.value)
         if self.loading_path[pane] == path:
@@ -221,7 +231,7 @@ class ChatScreen(Screen):
         """Load a checkpoint into a pane (in a worker); a newer choice wins over a slower one."""
         self.loading_path[pane] = path
         self.sessions[pane] = None
-        self.query_one(f"#pane-{pane}", ChatPane).set_title(f"{pane}: loading {path} ...")
+        self.query_one(f"#pane-{pane}", ChatPane).set_title(f"loading {path} ...")
         self.run_worker(partial(self._load, pane, path, self.device), thread=True, group=f"load-{pane}",
                         exclusive=True, exit_on_error=False)
 
@@ -245,12 +255,12 @@ class ChatScreen(Screen):
         pane = self.query_one(f"#pane-{message.pane}", ChatPane)
         if message.error is not None:
             self.loading_path[message.pane] = None
-            pane.set_title(f"{message.pane}: could not load")
+            pane.set_title("could not load")
             pane.add(ChatTurn("note", f"cannot load {message.path}: {message.error}"))
             self.notify(message.error, title="Checkpoint", severity="error")
             return
         self.sessions[message.pane] = message.session
-        pane.set_title(f"{message.pane}: {pane_title(message.session, self.root)}")
+        pane.set_title(*pane_title(message.session, self.root))
         if pane.texts():
             pane.add(ChatTurn("note", f"now talking to {message.path} (a new conversation)"))
 
@@ -298,8 +308,6 @@ class ChatScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat")
     def generate(self, targets: list, text: str, turn: int, interval: float) -> None:
         """Stream every pane's reply, a token from each in turn, posting reply snapshots."""
-        from engine.chat import ReplyDone, TokenText
-
         worker = get_current_worker()
         stop = self._stop
 
@@ -307,27 +315,9 @@ class ChatScreen(Screen):
             return stop.is_set() or worker.is_cancelled
 
         streams = {p: s.send(text, should_stop=should_stop) for p, s in targets}
-        replies = {p: Segments() for p in streams}
-        posted = {p: 0.0 for p in streams}
         try:
-            while streams:
-                for p in list(streams):
-                    try:
-                        update = next(streams[p])
-                    except StopIteration:
-                        update = None
-                    except Exception as e:  # a failed reply ends that pane's turn, not the app
-                        replies[p].append("error", f"error: {type(e).__name__}: {e}")
-                        update = None
-                    if update is not None:
-                        replies[p].add(update)
-                    final = update is None or isinstance(update, ReplyDone)
-                    now = time.monotonic()
-                    if final or not isinstance(update, TokenText) or now - posted[p] >= interval:
-                        posted[p] = now
-                        self.post_message(ReplyUpdate(p, turn, replies[p].snapshot(), final))
-                    if final:
-                        del streams[p]
+            stream_replies(streams, interval, lambda p, segments, final: self.post_message(
+                ReplyUpdate(p, turn, segments, final)))
         finally:
             self.post_message(ReplyFinished())
 
@@ -349,6 +339,7 @@ class ChatScreen(Screen):
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
+        self.post_message(Replying(busy))  # the app asks before quitting while a reply streams
         self.query_one("#stop", Button).disabled = not busy
         self.query_one("#send", Button).disabled = busy
 
@@ -392,4 +383,19 @@ class ChatScreen(Screen):
         box.value = not box.value
 
     def action_toggle_settings(self) -> None:
-        self.query_one("#chat-settings").toggle_class("-hidden")
+        settings = self.query_one("#chat-settings")
+        if settings.has_focus_within:  # a hidden widget keeps the focus otherwise, and q would quit
+            self.query_one("#message", Input).focus()
+        settings.toggle_class("-hidden")
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing goes to the message box wherever the focus is (a button, a list): a bare `q`
+        is text in Chat, never quit (ctrl+q quits)."""
+        focused = self.focused
+        if not event.is_printable or event.key == "space" or isinstance(focused, (Input, TextArea)):
+            return
+        box = self.query_one("#message", Input)
+        box.focus()
+        box.insert_text_at_cursor(event.character or "")
+        event.stop()
+        event.prevent_default()

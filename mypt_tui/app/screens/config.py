@@ -19,10 +19,19 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Select, Static
 
-from engine.config import ARCHITECTURE_KEYS, FIELDS, ConfigError, format_value, load_config, \
-    resolve_config_path, save_config_preserving, validate_values
+from engine.config import (
+    ARCHITECTURE_KEYS,
+    FIELDS,
+    ConfigError,
+    format_value,
+    load_config,
+    resolve_config_path,
+    save_config_preserving,
+    validate_values,
+)
 from mypt_tui.app.widgets.config_form import ConfigForm, FieldRow
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
+from mypt_tui.present.config_comments import key_comments
 
 CONTINUING = "continuing from a checkpoint: the architecture comes from it (a different value stops the run)"
 
@@ -117,7 +126,8 @@ class ConfigScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(ConfigForm).set_texts({n: format_value(n, f.default) for n, f in FIELDS.items()}, set())
+        self.initial = {n: format_value(n, f.default) for n, f in FIELDS.items()}  # no file: edits are from these
+        self.query_one(ConfigForm).set_texts(self.initial, set())
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -159,8 +169,10 @@ class ConfigScreen(Screen):
             message = f"Opened {p}; fix these before saving:\n{e}"
         self.path, self.initial, self.present, self.loads = p, texts, present, loads
         self._overwrite_ok = None
-        form.set_texts(texts, present)
+        form.set_texts(texts, present, key_comments(p.read_text(encoding="utf-8")) if p.suffix == ".toml" else {})
         form.mark(by_key)
+        if by_key:
+            form.show_row(next(iter(by_key)))
         self.query_one("#config-continuing", Checkbox).value = self._looks_like_continuation(p)
         self.query_one("#config-save-as", Input).value = str(p.with_suffix(".toml")) if p.suffix == ".json" else ""
         self.sub_title = str(p)
@@ -188,21 +200,35 @@ class ConfigScreen(Screen):
 
     @on(FieldRow.Edited)
     def _field_edited(self, event: FieldRow.Edited) -> None:
+        """Every edit leaves a true status: the problem it made (its row in view), or what is unsaved."""
         self._overwrite_ok = None
         self._warn_architecture(event.row)
         form = self.query_one(ConfigForm)
-        if form.problems():
+        problems = form.problems()
+        if problems:
             form.mark({})
+            name = event.row.field.name if event.row.field.name in problems else next(iter(problems))
+            form.show_row(name)
+            self._status(problems[name] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                         error=True)
             return
         try:
             validate_values(self.query_one(ConfigForm).texts())
         except ConfigError as e:
             form.mark(e.by_key)
+            if e.by_key:
+                form.show_row(event.row.field.name if event.row.field.name in e.by_key else next(iter(e.by_key)))
             self._status(str(e), error=True)
             return
         form.mark({})
+        self._status(self.unsaved_text())
+
+    def unsaved_text(self) -> str:
         n = len(self.changed())
-        self._status(f"{n} change{'s' if n != 1 else ''} not saved" if n else "No changes")
+        if self.path is None:
+            return ("No config open: pick one above, or edit these defaults and use Save as"
+                    + (f" ({n} key{'s' if n != 1 else ''} changed)" if n else ""))
+        return f"{n} change{'s' if n != 1 else ''} not saved" if n else "No changes"
 
     @on(Checkbox.Changed, "#config-continuing")
     def _continuing_toggled(self) -> None:
@@ -254,7 +280,7 @@ class ConfigScreen(Screen):
         problems = form.problems()
         if problems:
             form.mark({})
-            form.show_group_of(next(iter(problems)))
+            form.show_row(next(iter(problems)))
             return self._status("Not saved: " + "; ".join(problems.values()), error=True)
         values = self.changed()
         source = self.path
@@ -272,7 +298,7 @@ class ConfigScreen(Screen):
         except ConfigError as e:
             form.mark(e.by_key)
             if e.by_key:
-                form.show_group_of(next(iter(e.by_key)))
+                form.show_row(next(iter(e.by_key)))
             return self._status(f"Not saved: {e}", error=True)
         except OSError as e:
             return self._status(f"Not saved: {e}", error=True)

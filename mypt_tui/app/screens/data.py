@@ -18,14 +18,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import (Button, Checkbox, Footer, Input, Label, ProgressBar, Select, Static, TabbedContent,
-                             TabPane)
+from textual.widgets import Button, Checkbox, Footer, Input, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.mask_view import MaskView
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.present.dataset_stats import COLUMNS, SplitStats, dataset_stats, notes, prepare_report_lines, title
+
 
 def stats_table(stats: list[SplitStats]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")

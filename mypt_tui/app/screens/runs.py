@@ -22,16 +22,20 @@ from textual.worker import Worker, WorkerState
 from engine.events import EventFollower
 from engine.runs import RunInfo, RunScanner
 from mypt_tui.app.messages import ResumeRun
-from mypt_tui.present.run_rows import COLUMNS, cells
-from mypt_tui.present.errors import describe_error
-from mypt_tui.services.events import follower
-from mypt_tui.services.processes import interrupt
-from mypt_tui.app.widgets.audit_log import MAX_LINES, audit_record_line
+from mypt_tui.app.widgets.audit_log import MAX_LINES
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
+from mypt_tui.present.audit_lines import AuditEntry, audit_entry
+from mypt_tui.present.errors import describe_error
+from mypt_tui.present.fit import elide_middle
+from mypt_tui.present.run_rows import COLUMNS, cells
+from mypt_tui.services.events import follower
+from mypt_tui.services.processes import interrupt
 
 SCAN_INTERVAL = 2.0  # seconds between rescans of the runs folder (while this screen shows)
+OTHER_COLUMNS_WIDTH = 60  # the columns after the run's name, with their padding
+MIN_NAME_WIDTH = 20  # a longer run name is elided in the middle (its start and its timestamp stay)
 FOLLOW_INTERVAL = 0.5  # seconds between polls of the opened run's events.jsonl
 STATUS_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "failed": "bold red",
                 "interrupted": "bold yellow", "new": "dim"}
@@ -65,6 +69,9 @@ class RunsScreen(Screen):
         Binding("ctrl+t", "stop", "Stop run"),
         Binding("ctrl+r", "resume", "Resume"),
         Binding("ctrl+o", "eval", "Eval"),
+        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
+        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
+        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
     ]
 
     class Scanned(Message):
@@ -75,7 +82,8 @@ class RunsScreen(Screen):
     class Loaded(Message):
         """A run's history, read in a worker: events so far, the audit tail, and the follower."""
 
-        def __init__(self, path: Path, source: EventFollower, events: list, audit: list[str], last: int) -> None:
+        def __init__(self, path: Path, source: EventFollower, events: list, audit: list[AuditEntry],
+                     last: int) -> None:
             super().__init__()
             self.path, self.source, self.events, self.audit, self.last = path, source, events, audit, last
 
@@ -112,7 +120,10 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self._scan_timer = self.set_interval(SCAN_INTERVAL, self.scan)
         self.set_interval(FOLLOW_INTERVAL, self.follow)
-        self.monitor.set_status("Select a run and press Enter (or o) to see its curves and audit.")
+        self.monitor.set_hint("Select a run above and press Enter (or o): its loss curves and audit are replayed "
+                              "from its files, then followed live while it trains.\n\nctrl+r resumes the selected "
+                              "run (on the Train screen), ctrl+o evaluates its newest checkpoint, ctrl+t stops it "
+                              "while it runs.")
         self.scan()
 
     def on_screen_suspend(self) -> None:
@@ -133,13 +144,15 @@ class RunsScreen(Screen):
     def on_runs_screen_scanned(self, message: Scanned) -> None:
         table = self.query_one(DataTable)
         fresh = {str(r.path): r for r in message.runs}
+        name_width = max(MIN_NAME_WIDTH, self.size.width - OTHER_COLUMNS_WIDTH)
         for key in [k for k in self.runs if k not in fresh]:
             table.remove_row(key)
         for key, info in fresh.items():
             row = [Text(c, style=STATUS_STYLE.get(c, "")) if i == 1 else c for i, c in enumerate(cells(info))]
+            row[0] = elide_middle(info.name, name_width)  # the other columns stay on screen
             if key in self.runs:
                 for col, value in zip(COLUMNS, row):
-                    table.update_cell(key, col, value)
+                    table.update_cell(key, col, value, update_width=True)  # "running" -> "completed"
             else:
                 table.add_row(*row, key=key)
         self.runs = fresh
@@ -171,20 +184,20 @@ class RunsScreen(Screen):
     def open_run(self, info: RunInfo) -> None:
         self.opened = info.path
         self.source = None
-        self.monitor.reset(f"{info.name}: loading ...")
+        self.monitor.reset(f"{info.name}: loading ...", run_dir=info.path)
         self.load(info.path)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-load")
     def load(self, path: Path) -> None:
         from engine.audit import AUDIT_FILE, read_audit
 
-        lines: deque[str] = deque(maxlen=MAX_LINES)
+        lines: deque[AuditEntry] = deque(maxlen=MAX_LINES)
         last = -1
         if (path / AUDIT_FILE).exists():
             for rec in read_audit(path / AUDIT_FILE):
-                line = audit_record_line(rec)
-                if line is not None:
-                    lines.append(line)
+                entry = audit_entry(rec)
+                if entry is not None:
+                    lines.append(entry)
                 if rec.get("kind") == "step":
                     last = max(last, rec["step"])
         source = follower(path)
@@ -247,6 +260,17 @@ class RunsScreen(Screen):
         info = self.selected()
         if info is not None:
             open_eval(self, info.path, self.app.checkpoints_root)
+
+    # -- the run's panes (keys shown in their titles) ---------------------------------------------
+
+    def action_plot_scale(self) -> None:
+        self.monitor.toggle_scale()
+
+    def action_plot_zoom(self) -> None:
+        self.monitor.cycle_zoom()
+
+    def action_step_record(self) -> None:
+        self.monitor.open_record()
 
     @on(Button.Pressed, "#open")
     def open_pressed(self) -> None:

@@ -17,18 +17,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Select, Static
+from textual.widgets import Button, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import ConfigError
-from engine.train.job import TrainError, TrainRequest
+from engine.train.job import TrainRequest
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.run_monitor import RunMonitor
 from mypt_tui.app.widgets.train_form import TrainForm
 from mypt_tui.flags import UsageError
 from mypt_tui.present.errors import describe_error, resume_hint
+from mypt_tui.present.train_job import command_line, job_description
 from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, find_demo, is_prepared
+from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
 
 DRAIN_INTERVAL = 0.25  # seconds between UI updates from the event stream
@@ -42,6 +43,7 @@ class TrainScreen(Screen):
     TrainScreen #train-actions { height: 1; padding: 0 1; margin: 1 0 0 0; }
     TrainScreen #train-actions Button { margin-right: 1; min-width: 8; width: auto; }
     TrainScreen #train-state { width: 1fr; color: $text-muted; }
+    TrainScreen #train-command { width: 1fr; height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     TrainScreen RunMonitor { padding: 0 1; }
     """
 
@@ -50,6 +52,9 @@ class TrainScreen(Screen):
         Binding("ctrl+r", "start", "Start"),
         Binding("ctrl+g", "detach", "Run detached"),
         Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
+        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
+        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
     ]
 
     class Status(Message):
@@ -59,15 +64,11 @@ class TrainScreen(Screen):
             super().__init__()
             self.text = text
 
-    class Checkpoints(Message):
-        def __init__(self, names: list[tuple[str, str]]) -> None:
-            super().__init__()
-            self.names = names
-
     def __init__(self) -> None:
         super().__init__()
         self._shown_state: SessionState | None = None
         self._detach_after_prepare: TrainRequest | None = None
+        self.command = ""  # the form's run as a headless command line
         self.demo_missing = ""
         try:
             self.demos: dict[str, Demo] = demos()
@@ -85,10 +86,12 @@ class TrainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield NavBar("train")
         yield TrainForm(self.demos, self.root, id="train-form")
+        yield Static("", id="train-command", markup=False)
         with Horizontal(id="train-actions"):
             yield Button("Start", id="start", variant="success", compact=True)
             yield Button("Run detached", id="detach", compact=True)
             yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
+            yield Button("Copy command", id="copy", compact=True)
             yield Static("", id="train-state")
         yield RunMonitor(id="train-monitor")
         yield Footer()
@@ -111,7 +114,7 @@ class TrainScreen(Screen):
         if not self.demos:
             self.monitor.set_status(self.demo_missing)
         self.show_state()
-        self.scan_checkpoints()
+        self.form.rescan()
         if request is not None and getattr(self.app, "autostart", False):
             self.call_after_refresh(self.action_start)
         else:
@@ -119,7 +122,7 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
-            self.scan_checkpoints()
+            self.form.rescan()
 
     def on_unmount(self) -> None:
         self.session.request_stop()  # a training thread must end for the process to exit
@@ -133,18 +136,31 @@ class TrainScreen(Screen):
     def type_changed(self) -> None:
         self.prepare_if_needed()
 
-    # -- checkpoints for Init ----------------------------------------------------------------------
+    # -- what the form would start, in words ---------------------------------------------------------
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
-    def scan_checkpoints(self) -> None:
-        from engine.checkpoint import list_checkpoints
+    @on(Input.Changed, "TrainForm Input")
+    @on(Select.Changed, "TrainForm Select")
+    def form_changed(self) -> None:
+        """The command line under the form, and (before any run) the job described in the panes' place."""
+        try:
+            request = self.form.request()
+        except UsageError as e:
+            self.query_one("#train-command", Static).update(f"flags: {e}")
+            return
+        self.command = command_line(request)
+        self.query_one("#train-command", Static).update(f"$ {self.command}")
+        demo = find_demo(request.dataset or "-")
+        is_demo = demo is not None and request.config is not None and Path(request.config) == demo.config
+        self.monitor.set_hint(job_description(request, is_demo))
 
-        found = list_checkpoints(self.root)
-        names = [(f"{c.name}" + (f" (step {c.step})" if c.step is not None else ""), c.name) for c in found]
-        self.post_message(self.Checkpoints(names))
+    def action_copy_command(self) -> None:
+        self.form_changed()
+        self.app.copy_to_clipboard(self.command)
+        self.notify(f"copied: {self.command}", title="Train command", timeout=6)
 
-    def on_train_screen_checkpoints(self, message: Checkpoints) -> None:
-        self.form.set_init_options(message.names)
+    @on(Button.Pressed, "#copy")
+    def copy_pressed(self) -> None:
+        self.action_copy_command()
 
     # -- preparing the demo set ----------------------------------------------------------------------
 
@@ -179,28 +195,41 @@ class TrainScreen(Screen):
 
     # -- start, detach, stop -----------------------------------------------------------------------
 
-    def _request_or_dialog(self) -> TrainRequest | None:
+    def checked_request(self) -> TrainRequest | None:
+        """The form's request once it passed every check a start needs; else a dialog naming the
+        field at fault (which gets the focus) and None. Every way to start comes through here."""
         if self.session.busy:
             self.notify("a run is already going: stop it first", severity="warning")
             return None
         try:
-            return self.form.request()
+            request = self.form.request()
+            demo = find_demo(request.dataset or "-")
+            check_request(request, prepared_later=demo is not None and not is_prepared(demo))
+            return request
         except UsageError as e:
-            self.app.push_screen(ErrorDialog("mypt train flags", str(e)))
-            return None
+            self.cannot_start("Flags", str(e))
+        except StartProblem as e:
+            self.cannot_start(e.field, e.message)
+        except Exception as e:  # noqa: BLE001 - a check that fails unexpectedly is still a dialog, not a crash
+            self.cannot_start("", describe_error(e))
+        return None
+
+    def cannot_start(self, field: str, message: str) -> None:
+        title = f"Cannot start the run: {field}" if field else "Cannot start the run"
+        self.app.push_screen(ErrorDialog(title, message), lambda _: self.form.focus_field(field))
 
     def action_start(self) -> None:
-        request = self._request_or_dialog()
+        request = self.checked_request()
         if request is None:
             return
         try:
             self.session.begin_in_app(request)
-        except (TrainError, ConfigError) as e:
-            self.app.push_screen(ErrorDialog("Cannot start the run", str(e)))
+        except Exception as e:  # noqa: BLE001 - never a crash: the run did not start, say why
+            self.cannot_start("", describe_error(e))
             return
         self.monitor.reset(f"starting {self.session.run_dir} ...")
         self.show_state()
-        self.train(request, find_demo(self.form.value("dataset") or "-"))
+        self.train(request, find_demo(request.dataset or "-"))
         if self.form.output_is_generated:
             self.form.new_output()
 
@@ -212,7 +241,7 @@ class TrainScreen(Screen):
                                   status=lambda text: self.post_message(self.Status(text)))
 
     def action_detach(self) -> None:
-        request = self._request_or_dialog()
+        request = self.checked_request()
         if request is None:
             return
         demo = self.demo_to_prepare()
@@ -225,8 +254,8 @@ class TrainScreen(Screen):
     def start_detached(self, request: TrainRequest) -> None:
         try:
             detached = self.session.start_detached(request)
-        except (TrainError, OSError) as e:
-            self.app.push_screen(ErrorDialog("Could not start the detached run", str(e)))
+        except Exception as e:  # noqa: BLE001 - never a crash: the run did not start, say why
+            self.app.push_screen(ErrorDialog("Could not start the detached run", describe_error(e)))
             return
         self.monitor.reset(f"started detached: pid {detached.pid}, output in {detached.log} "
                            "(it keeps going if the app or the connection goes away)")
@@ -280,6 +309,17 @@ class TrainScreen(Screen):
             return state in (SessionState.TRAINING, SessionState.DETACHED) or None
         return True
 
+    # -- the run's panes (keys shown in their titles) ---------------------------------------------
+
+    def action_plot_scale(self) -> None:
+        self.monitor.toggle_scale()
+
+    def action_plot_zoom(self) -> None:
+        self.monitor.cycle_zoom()
+
+    def action_step_record(self) -> None:
+        self.monitor.open_record()
+
     # -- the event stream ----------------------------------------------------------------------------
 
     def drain(self) -> None:
@@ -304,7 +344,7 @@ class TrainScreen(Screen):
         if code is not None:
             self.detached_ended(code)
         elif fed.done is not None and self.session.state == SessionState.DETACHED:
-            self.scan_checkpoints()
+            self.form.rescan()
 
     def detached_ended(self, code: int) -> None:
         detached = self.session.detached
@@ -315,7 +355,7 @@ class TrainScreen(Screen):
             self.app.push_screen(ErrorDialog(
                 f"The detached run ended with exit code {code}",
                 (detached.log_tail() or "(no output)") + f"\n\n(full output: {detached.log})"))
-        self.scan_checkpoints()
+        self.form.rescan()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a finished or failed worker of this screen is handled (never a crash)."""
@@ -345,7 +385,7 @@ class TrainScreen(Screen):
         run_dir = self.session.run_dir
         self.session.finish()
         self.show_state()
-        self.scan_checkpoints()
+        self.form.rescan()
         if state == WorkerState.ERROR:
             message = describe_error(worker.error) + resume_hint(run_dir)
             self.monitor.show_warning(describe_error(worker.error), error=True)

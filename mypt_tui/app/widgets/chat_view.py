@@ -2,21 +2,18 @@
 streamed, with thinking, citations, tool calls and tool results each drawn in their own style.
 
 A reply is a list of segments `(kind, text)`; the generation worker builds it from
-`engine.chat` updates (`Segments.add`) and posts snapshots; the pane only draws them.
+`engine.chat` updates (services/replies) and posts snapshots; the pane only draws them.
 """
 
 from __future__ import annotations
-
-import json
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from engine.chat import ContextTrimmed, ReplyDone, TokenText, ToolAnswered, ToolCalled
-
-Segment = tuple[str, str]  # (kind, text)
+from mypt_tui.present.fit import fit_parts
+from mypt_tui.services.replies import Segment
 
 STYLES = {
     "content": "",
@@ -31,39 +28,6 @@ STYLES = {
     "stats": "dim",
 }
 LABELS = {"think": "thinking: ", "cite": "source: ", "toolcall": "tool call: "}
-
-
-class Segments:
-    """A reply as it grows: consecutive text of one kind is one segment."""
-
-    def __init__(self) -> None:
-        self.items: list[list[str]] = []
-
-    def append(self, kind: str, text: str) -> None:
-        if self.items and self.items[-1][0] == kind and kind in ("content", "think", "cite", "toolcall"):
-            self.items[-1][1] += text
-        else:
-            self.items.append([kind, text])
-
-    def add(self, update: object) -> None:
-        """Fold one engine.chat update into the reply."""
-        if isinstance(update, TokenText):
-            self.append(update.part, update.text)
-        elif isinstance(update, ToolCalled):
-            if update.error is not None:
-                self.append("tool-error", f"tool call not run: {update.error}")
-            else:
-                args = json.dumps(update.arguments, ensure_ascii=False)
-                self.append("tool", f"ran {update.name}({args})")
-        elif isinstance(update, ToolAnswered):
-            self.append("result" if update.ok else "tool-error", f"-> {update.content}")
-        elif isinstance(update, ContextTrimmed):
-            self.append("note", str(update))
-        elif isinstance(update, ReplyDone):
-            self.append("stats", update.summary())
-
-    def snapshot(self) -> tuple[Segment, ...]:
-        return tuple((k, t) for k, t in self.items)
 
 
 def render_segments(segments: tuple[Segment, ...] | list[Segment]) -> Text:
@@ -122,6 +86,7 @@ class ChatPane(Vertical):
     def __init__(self, pane: str, **kw) -> None:
         super().__init__(**kw)
         self.pane = pane
+        self.title_parts: tuple[str, list[str]] = ("no checkpoint", [])
 
     def compose(self) -> ComposeResult:
         yield Static(f"{self.pane}: no checkpoint", id="pane-title")
@@ -130,8 +95,23 @@ class ChatPane(Vertical):
     def on_mount(self) -> None:
         self.turns.anchor()  # follow the newest text until the user scrolls up
 
-    def set_title(self, text: str) -> None:
-        self.query_one("#pane-title", Static).update(text)
+    def set_title(self, name: str, details: list[str] = ()) -> None:
+        """`A: name · details...`, fitted to the pane's width (the title is one line)."""
+        self.title_parts = (name, list(details))
+        self._fit_title()
+
+    @property
+    def title_text(self) -> str:
+        return str(self.query_one("#pane-title", Static).render())
+
+    def on_resize(self) -> None:
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        title = self.query_one("#pane-title", Static)
+        width = title.content_region.width or max(self.size.width - 4, 20)
+        name, details = self.title_parts
+        title.update(Text(fit_parts(f"{self.pane}: {name}", details, width)))
 
     @property
     def turns(self) -> VerticalScroll:

@@ -1,5 +1,6 @@
 """The training-config form: every key of engine.config.FIELDS in the guide's groups, one row
-per key (name, editor, the guide's one-line reason), each value checked as it is typed.
+per key (name, editor, and beside them the file's own comment on that key, else the guide's
+one-line reason), each value checked as it is typed.
 
 Editors hold text (a Checkbox stands for true/false, a Select for a choice) so that the
 form's values go to `engine.config` exactly as a user would type them in a file or a flag.
@@ -48,6 +49,7 @@ class FieldRow(Horizontal):
         self.field = field
         self.problem: str | None = None
         self.warning: str | None = None
+        self.comment = ""  # the file's own comment on this key, shown in place of the guide's note
         self.in_file = True
 
     # Row states are drawn by updating the widgets, not by toggling CSS classes on the row:
@@ -56,7 +58,7 @@ class FieldRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         f = self.field
-        yield Label(f.name, classes="key", id=f"key-{f.name}")
+        yield Label(f.name, classes="key", id=f"key-{f.name}").with_tooltip(f"{f.help}. The guide: {f.note}")
         editor_id = f"f-{f.name}"
         if f.kind == "bool":
             yield Checkbox("false", id=editor_id, classes="editor", compact=True)
@@ -103,8 +105,9 @@ class FieldRow(Horizontal):
         return problem
 
     def side_text(self) -> Text:
-        """The guide's reason, then the problem (red) and the warning (yellow), if any."""
-        text = Text(self.field.note, style="dim")
+        """The file's comment (else the guide's reason), then the problem (red) and the warning
+        (yellow), if any."""
+        text = Text(self.comment, style="italic") if self.comment else Text(self.field.note, style="dim")
         if self.problem:
             text.append("\n" + self.problem, style="bold red")
         if self.warning:
@@ -117,6 +120,11 @@ class FieldRow(Horizontal):
         self.problem = problem
         self.editor.set_class(problem is not None, "-invalid")
         self.query_one(".side", Static).update(self.side_text())
+
+    def set_comment(self, comment: str) -> None:
+        if comment != self.comment:
+            self.comment = comment
+            self.query_one(".side", Static).update(self.side_text())
 
     def warn(self, warning: str | None) -> None:
         if warning == self.warning:
@@ -172,11 +180,13 @@ class ConfigForm(Vertical):
     def rows(self) -> list[FieldRow]:
         return list(self.query(FieldRow))
 
-    def set_texts(self, texts: dict[str, str], present: set[str]) -> None:
-        """Fill every field; keys not in `present` (not in the file) are shown dimmed."""
+    def set_texts(self, texts: dict[str, str], present: set[str], comments: dict[str, str] | None = None) -> None:
+        """Fill every field; keys not in `present` (not in the file) are shown dimmed; `comments`:
+        the file's own comments on its keys."""
         for row in self.rows():
             row.set_text(texts.get(row.field.name, ""))
             row.mark_in_file(row.field.name in present)
+            row.set_comment((comments or {}).get(row.field.name, ""))
             row.warn(None)
 
     def texts(self) -> dict[str, str]:
@@ -199,3 +209,9 @@ class ConfigForm(Vertical):
 
     def show_group_of(self, name: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{FIELDS[name].group}"
+
+    def show_row(self, name: str) -> None:
+        """Bring a key into view, its problem line (drawn below its editor) included."""
+        self.show_group_of(name)
+        row = self.row(name)
+        self.call_after_refresh(row.scroll_visible, animate=False)

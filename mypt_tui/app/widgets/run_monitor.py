@@ -1,10 +1,12 @@
 """One run on screen: progress with epoch/step/ETA, loss/LR/tokens-per-second, warnings, the loss
 plot and the episode-audit log, or (button "Evals") the eval panel. Fed batches of engine events
-(live, followed or replayed); it renders each batch once, so a burst of steps costs one repaint."""
+(live, followed or replayed); it renders each batch once, so a burst of steps costs one repaint.
+Before any run is shown, a hint takes the panes' place (what to do first)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,9 +15,11 @@ from textual.widgets import Button, ContentSwitcher, ProgressBar, Static
 
 from engine.events import CheckpointSaved, Done, EpochEnd, Eval, Event, RunError, RunStart, RunWarning, Step
 from engine.runs import RunStatus
-from mypt_tui.app.widgets.audit_log import AuditLog, step_line
+from mypt_tui.app.widgets.audit_log import AuditLog
 from mypt_tui.app.widgets.eval_panel import EvalPanel
 from mypt_tui.app.widgets.loss_plot import LossPlot
+from mypt_tui.app.widgets.step_record import StepRecord
+from mypt_tui.present.audit_lines import AuditEntry, epoch_note
 from mypt_tui.present.console import device_use, done_line
 from mypt_tui.present.numbers import fmt_duration, loss
 
@@ -46,15 +50,21 @@ class RunMonitor(Vertical):
     RunMonitor #mon-views { height: 1; }
     RunMonitor #mon-views Button { margin-right: 1; min-width: 8; width: auto; }
     RunMonitor #mon-switch { height: 1fr; }
-    RunMonitor LossPlot { width: 3fr; }
-    RunMonitor AuditLog { width: 2fr; border-left: vkey $panel; }
+    RunMonitor.-hint LossPlot, RunMonitor.-hint AuditLog, RunMonitor.-hint #mon-views { display: none; }
+    RunMonitor #mon-hint { display: none; width: 1fr; height: 1fr; padding: 0 1; border-top: solid $primary; }
+    RunMonitor.-hint #mon-hint { display: block; }
+    RunMonitor LossPlot { width: 1fr; border-top: solid $primary; }
+    RunMonitor AuditLog { width: 1fr; border-top: solid $primary; margin-left: 1; }
+    RunMonitor LossPlot, RunMonitor AuditLog, RunMonitor #mon-hint { border-title-color: $text; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.run = RunStatus()  # the shown run's state, folded from its events
+        self.run_dir: Path | None = None  # the shown run's folder (its audit.jsonl has the full records)
         self.last_audit_step = -1
         self.status = ""
+        self.hint = ""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="mon-status")
@@ -68,9 +78,43 @@ class RunMonitor(Vertical):
             yield Button("Evals", id="mon-show-evals", compact=True)
         with ContentSwitcher(id="mon-switch", initial="mon-body"):
             with Horizontal(id="mon-body"):
+                yield Static("", id="mon-hint")
                 yield LossPlot(id="mon-plot")
                 yield AuditLog(id="mon-audit")
             yield EvalPanel(id="mon-evals")
+
+    def on_mount(self) -> None:
+        self.query_one("#mon-hint", Static).border_title = "Getting started"
+        self.audit.border_title = "Audit · click a step, or ^b"
+        self._render_titles()
+
+    def _render_titles(self) -> None:
+        self.plot.border_title = f"Loss ({self.plot.view}) ^y scale ^l zoom"
+
+    def set_hint(self, text: str) -> None:
+        """What to do first, shown in the panes' place until a run is shown."""
+        self.hint = text
+        self.query_one("#mon-hint", Static).update(text)
+        self.set_class(bool(text) and self.run_dir is None, "-hint")
+
+    def toggle_scale(self) -> None:
+        self.plot.toggle_scale()
+        self._render_titles()
+
+    def cycle_zoom(self) -> None:
+        self.plot.cycle_zoom()
+        self._render_titles()
+
+    def open_record(self, step: int | None = None) -> None:
+        """The full audit record of a step (the newest shown when none is given)."""
+        step = step if step is not None else self.audit.last_step
+        if self.run_dir is None or step is None:
+            self.notify("no step trained yet: the audit records each step as it trains", severity="warning")
+            return
+        self.app.push_screen(StepRecord(self.run_dir, step))
+
+    def on_audit_log_step_picked(self, message: AuditLog.StepPicked) -> None:
+        self.open_record(message.step)
 
     @property
     def step(self) -> Step | None:
@@ -102,12 +146,13 @@ class RunMonitor(Vertical):
     def view_pressed(self, event: Button.Pressed) -> None:
         self.show_view("mon-evals" if event.button.id == "mon-show-evals" else "mon-body")
 
-    def reset(self, status: str = "") -> None:
-        """Forget the shown run (a new run, or another run opened)."""
-        self.run, self.last_audit_step = RunStatus(), -1
+    def reset(self, status: str = "", run_dir: Path | None = None) -> None:
+        """Forget the shown run (a new run, or another run opened: `run_dir`)."""
+        self.run, self.last_audit_step, self.run_dir = RunStatus(), -1, run_dir
+        self.set_class(bool(self.hint) and run_dir is None, "-hint")
         self.plot.clear_points()
         self.plot.redraw()
-        self.audit.clear()
+        self.audit.clear_entries()
         self.evals.reset()
         warning = self.query_one("#mon-warning", Static)
         warning.update("")
@@ -125,13 +170,13 @@ class RunMonitor(Vertical):
         w.add_class("-shown")
         w.set_class(error, "-error")
 
-    def load_audit(self, lines: list[str], last_step: int) -> None:
+    def load_audit(self, entries: list[AuditEntry], last_step: int) -> None:
         """Show a replayed audit.jsonl (the authority on what trained: a resume cut the redone steps).
 
         Call it before `feed(events, replay=True)`: steps the audit already shows are not repeated.
         """
-        self.audit.clear()
-        self.audit.write_lines(lines)
+        self.audit.clear_entries()
+        self.audit.add(entries)
         self.last_audit_step = last_step
 
     def feed(self, events: list[Event], replay: bool = False) -> Fed:
@@ -140,35 +185,36 @@ class RunMonitor(Vertical):
         fed = Fed()
         if not events:
             return fed
-        lines: list[str] = []
+        lines: list[AuditEntry] = []
         plot = self.plot
         for ev in events:
             self.run.apply(ev)
             if isinstance(ev, Step):
                 plot.add_train(ev.step, ev.loss)
                 if ev.step > self.last_audit_step:
-                    lines.append(step_line(ev.step, ev.epoch, ev.episodes))
+                    lines.append(AuditEntry(step=ev.step, epoch=ev.epoch, episodes=tuple(ev.episodes)))
                     self.last_audit_step = ev.step
             elif isinstance(ev, Eval):
                 plot.add_val(ev.step, ev.val_loss)
             elif isinstance(ev, RunStart):
                 fed.started = ev
+                self.run_dir = Path(ev.run_dir)
+                self.remove_class("-hint")
                 if ev.resumed:
                     plot.truncate_after(ev.step)
                     if not replay:
                         self.last_audit_step = ev.step
-                        lines.append(f"{'':>6} resumed at step {ev.step}")
+                        lines.append(AuditEntry(note=f"resumed at step {ev.step}"))
                 else:
                     plot.clear_points()
                     if not replay:
                         self.last_audit_step = -1
-                        self.audit.clear()
+                        self.audit.clear_entries()
                         lines.clear()
                 self.set_status(f"{'Resumed' if ev.resumed else 'Started'} {ev.run_dir} at step {ev.step} "
                                 f"(weights: {ev.init}; {ev.model.get('params', 0):,} parameters)")
             elif isinstance(ev, EpochEnd) and not replay:
-                lines.append(f"{'':>6} epoch {ev.epoch} done: {ev.trained} trained"
-                             + (f", {ev.dropped} dropped" if ev.dropped else ""))
+                lines.append(AuditEntry(note=epoch_note(ev.epoch, ev.step, ev.trained, ev.dropped)))
             elif isinstance(ev, CheckpointSaved):
                 self.set_status(f"step {ev.step}: saved {ev.kind} checkpoint {ev.path}")
             elif isinstance(ev, RunWarning):
@@ -182,8 +228,7 @@ class RunMonitor(Vertical):
                 fed.done = ev
                 self.set_status(done_line(ev))
         with self.app.batch_update():
-            if lines:
-                self.audit.write_lines(lines)
+            self.audit.add(lines)
             if fed.done is not None or fed.started is not None or replay:
                 plot.redraw()  # else its own timer draws the new points, at most once a second
             self._render_numbers()

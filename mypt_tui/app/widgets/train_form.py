@@ -9,9 +9,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.message import Message
 from textual.widgets import Input, Label, Select
 
 from engine.train.job import SCRATCH, TrainRequest
@@ -23,6 +24,13 @@ TEXT_FIELDS = ("config", "dataset", "output")
 
 
 class TrainForm(Grid):
+    class Checkpoints(Message):
+        """The checkpoints found for Init, from the rescan worker."""
+
+        def __init__(self, names: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.names = names
+
     DEFAULT_CSS = """
     TrainForm { grid-size: 4; grid-columns: 8 1fr 8 1fr; grid-rows: 1; grid-gutter: 0 1;
                 height: auto; padding: 0 1; }
@@ -59,6 +67,12 @@ class TrainForm(Grid):
     def set_value(self, key: str, value: str) -> None:
         self.query_one(f"#{key}", Input).value = value
 
+    def focus_field(self, label: str) -> None:
+        """Focus the field a problem is about (by its label: Type, Init, Config, ...)."""
+        key = label.lower()
+        if key in ("type", "init", *TEXT_FIELDS, "flags"):
+            self.query_one(f"#{key}").focus()
+
     # -- request <-> form --------------------------------------------------------------------------
 
     def request(self) -> TrainRequest:
@@ -87,10 +101,25 @@ class TrainForm(Grid):
         self.set_value("flags", shlex.join(train_argv(req, job_fields=("tokenization",))))
 
     def fill_for_resume(self, run_dir: Path) -> None:
-        """Continue a run from its latest checkpoint, with its own config and data."""
-        for key, value in (("config", ""), ("dataset", ""), ("output", str(run_dir)), ("flags", "--resume")):
+        """Continue a run from its latest checkpoint: the form shows the run as it was started (its
+        run.json and resolved config.toml), under its own name (never replaced by a fresh one)."""
+        from engine.layout import CONFIG_FILE
+        from engine.runs import read_run_file
+
+        try:
+            started = read_run_file(run_dir)
+        except (OSError, ValueError):
+            started = {}
+        config = run_dir / CONFIG_FILE
+        for key, value in (("config", str(config) if config.exists() else ""),
+                           ("dataset", str(started.get("dataset") or "")), ("output", str(run_dir)),
+                           ("flags", "--resume")):
             self.set_value(key, value)
         self._auto_output = ""
+        init = str(started.get("init") or SCRATCH)
+        if init != SCRATCH:
+            self._pinned_init = [(init, init)]
+        self.set_init_options(value=init)
 
     # -- type, init, output --------------------------------------------------------------------------
 
@@ -114,6 +143,18 @@ class TrainForm(Grid):
     @property
     def output_is_generated(self) -> bool:
         return bool(self._auto_output)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
+    def rescan(self) -> None:
+        """List the checkpoints under the root for Init (in a worker: the folder may be large)."""
+        from engine.checkpoint import list_checkpoints
+
+        found = list_checkpoints(self.root)
+        self.post_message(self.Checkpoints([(c.name + (f" (step {c.step})" if c.step is not None else ""), c.name)
+                                            for c in found]))
+
+    def on_train_form_checkpoints(self, message: Checkpoints) -> None:
+        self.set_init_options(message.names)
 
     def set_init_options(self, found: list[tuple[str, str]] | None = None, value: str | None = None) -> None:
         """The Init choices: scratch, the checkpoints found, and one given by `mypt train --model`."""
