@@ -23,11 +23,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow || test $$? -eq 5  # 5: no slow tests collected
 
-# the layers (import-linter, contracts in pyproject.toml) and the lint and format check (ruff)
+# the layers (import-linter, contracts in pyproject.toml) and the lint (ruff: pyflakes, pycodestyle, import order)
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check --no-cache .
-	$(VENV)/bin/ruff format --no-cache --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.events import EVENTS_FILE, Done, Eval, RunStart, Step, read_events  # noqa: E402
+from engine.events import Done, Eval, RunStart, Step, read_events  # noqa: E402
+from engine.layout import EVENTS_FILE  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -71,7 +71,8 @@ def episode(i: int, rng: random.Random) -> dict:
             msgs.append({"role": "user", "content": sentence(rng, 4, 30)})
             if rng.random() < 0.1:
                 msgs.append({"role": "assistant", "content": None, "tool_calls": [
-                    {"type": "function", "function": {"name": "lookup", "arguments": json.dumps({"q": sentence(rng, 2, 5)})}}]})
+                    {"type": "function",
+                     "function": {"name": "lookup", "arguments": json.dumps({"q": sentence(rng, 2, 5)})}}]})
                 msgs.append({"role": "tool", "content": json.dumps({"answer": sentence(rng, 3, 10)})})
             msgs.append({"role": "assistant", "content": sentence(rng, 4, 60)})
         return {"id": f"oa-{i:07d}", "messages": msgs, "metadata": meta}

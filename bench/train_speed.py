@@ -88,7 +88,8 @@ def main() -> None:
         split = open_dataset(data).split("train")
         n = args.steps + 1  # the first step warms up and is not counted
         results = {}
-        for name, batching, full in (("pad", "pad", False), ("pack", "pack", False), ("pack, full output", "pack", True)):
+        rows = (("pad", "pad", False), ("pack", "pack", False), ("pack, full output", "pack", True))
+        for name, batching, full in rows:
             bs = batches(split, cfg, n, batching)
             model = model_for(cfg)
             bare_loop(model, bs[:1], cfg, full)

@@ -7,7 +7,16 @@ import random
 from dataclasses import dataclass
 
 from demo_tables import (
-    CAPITALS, COLOURS, DAYS, FLIES, MONTHS, OPPOSITE_PAIRS, PLURALS, SOUNDS, UNITS, YOUNG,
+    CAPITALS,
+    COLOURS,
+    DAYS,
+    FLIES,
+    MONTHS,
+    OPPOSITE_PAIRS,
+    PLURALS,
+    SOUNDS,
+    UNITS,
+    YOUNG,
 )
 
 

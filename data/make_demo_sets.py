@@ -30,7 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_families.py and demo_tables.py lie beside it
 from demo_families import (  # noqa: E402
-    FOLLOW_FAMILIES, FOLLOW_HELDOUT, FOLLOW_TRAIN, Fact, QA, families, ask, augment,
+    FOLLOW_FAMILIES,
+    FOLLOW_HELDOUT,
+    FOLLOW_TRAIN,
+    QA,
+    Fact,
+    ask,
+    augment,
+    families,
 )
 from demo_tables import CHAT_SYSTEMS, SMALLTALK, TOOL_SYSTEMS  # noqa: E402
 

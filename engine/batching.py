@@ -45,7 +45,9 @@ class Batch:
     weight_sum: float = 0.0  # the weights of the trained targets summed (supervised when unweighted)
 
     def _map(self, fn) -> "Batch":  # noqa: ANN001
-        move = (lambda t: None if t is None else fn(t))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else fn(t)
+
         return Batch(move(self.x), move(self.y), move(self.mask), move(self.segment_ids), move(self.position_ids),
                      self.tokens, self.supervised, move(self.sup_index), move(self.sup_targets), self.positions,
                      self.attention_pairs, move(self.weight), self.weight_sum)

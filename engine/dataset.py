@@ -36,7 +36,6 @@ from .dataset_writer import episode_tail as episode_tail
 from .dataset_writer import split_tail as split_tail
 from .dataset_writer import write_json as write_json
 from .episode import Episode
-from .errors import MyptError
 from .layout import DATASET_FORMAT as FORMAT
 from .layout import EPISODES_FILE, INDEX_FILE, MASK_FILE, METADATA_FILE, SPLITS, TOKENIZER_FILE, TOKENS_FILE
 from .tokenizer import Tokenizer, TokenizerError, from_state

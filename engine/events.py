@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from . import jsonio
-from .layout import EVENTS_FILE
 
 
 @dataclass

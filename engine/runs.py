@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .events import Done, Eval, Event, RunError, RunStart, Step, read_events
-from .layout import BEST_DIR, CONFIG_FILE, EVENTS_FILE, META_FILE, RUN_FILE, STEP_PREFIX, TRAIN_STATE_FILE
+from .layout import EVENTS_FILE, META_FILE, RUN_FILE, STEP_PREFIX, TRAIN_STATE_FILE
 from .report import ReportCard, overall
 
 

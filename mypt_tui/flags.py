@@ -33,7 +33,8 @@ def flag(parser: argparse._ActionsContainer, name: str, *more: str, **kw: Any) -
 
 # -- config keys ---------------------------------------------------------------------------------
 
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION", "curriculum": "JSON", "table": "JSON"}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "BOOL", "steps": "N|FRACTION", "curriculum": "JSON",
+             "table": "JSON"}
 
 
 def _flag_type(name: str) -> Callable[[str], Any]:

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 
 from .. import jsonio
 from ..errors import MyptError
-from .curriculum import check_curriculum, curriculum_text
 from ..layout import MAX_PARAMS
+from .curriculum import check_curriculum, curriculum_text
 from .schema import FIELDS, Field
 
 
@@ -164,9 +164,7 @@ def parse_text(f: Field, raw: str, allow_unset: bool = True) -> Any:
         except ValueError as e:
             raise Invalid(f"must be JSON text of {f.allowed}: {e}") from None
         return check_value(f, value)
-    if f.kind == "table":
-        from .. import jsonio  # a table typed as text (a flag, a form field) is a JSON object
-
+    if f.kind == "table":  # a table typed as text (a flag, a form field) is a JSON object
         try:
             return check_value(f, jsonio.parse_json(text))
         except jsonio.JsonError as e:

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..dataset import EpisodeSplit, open_dataset
-from ..stream import StreamDataset, WindowSplit, is_stream, open_stream
 from ..sampler import Eligibility, eligible_episodes, pack_rows
+from ..stream import StreamDataset, WindowSplit, is_stream, open_stream
 from ..tokenizer import Tokenizer
 from .job import TrainError
 

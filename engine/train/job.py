@@ -15,7 +15,8 @@ from typing import Any
 
 from ..config import TrainConfig, apply_overrides, load_config, resolve_config_path
 from ..errors import MyptError
-from ..runs import CONFIG_FILE, read_run_file
+from ..layout import CONFIG_FILE
+from ..runs import read_run_file
 
 SCRATCH = "scratch"
 

@@ -41,8 +41,8 @@ from ..runs import step_dir
 from ..sampler import SampledBatch
 from ..sizing import model_report
 from . import external_gate
-from .gates import decide
 from .curriculum import Phase
+from .gates import decide
 from .logs import MyptLogSink
 from .setup import Run
 

@@ -155,8 +155,8 @@ def check_memory(arch: GPTConfig, cfg: TrainConfig, device: torch.device, weight
         raise TrainError(
             f"the run needs about {format_bytes(need)} on {device.type} (a {report['params'] / 1e6:,.1f}M-parameter "
             f"model: n_layer {arch.n_layer}, n_embd {arch.n_embd}, vocab_size {arch.vocab_size}; batch_size "
-            f"{cfg.batch_size} x block_size {arch.block_size}), but only {format_bytes(free)} is free on {device.type}: lower "
-            "batch_size"
+            f"{cfg.batch_size} x block_size {arch.block_size}), but only {format_bytes(free)} is free on "
+            f"{device.type}: lower batch_size"
             " or block_size, or choose a smaller model")
 
 

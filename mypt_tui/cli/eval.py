@@ -73,8 +73,8 @@ def progress_printer(label: str, stream=None) -> Callable:
 
 def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import CheckpointError
-    from engine.eval import EvalOptions, difference, evaluate_checkpoint
     from engine.device import pick_device
+    from engine.eval import EvalOptions, difference, evaluate_checkpoint
 
     if len(args.models) > 2:
         print("error: --model takes one checkpoint, or two to compare", file=sys.stderr)
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     for name, r in zip(args.models, reports):
         if args.failures and r.failures():
             print()
-            print(f"Failed turns of {name} ({len(r.failures())} in all, first {min(args.failures, len(r.failures()))}):")
+            failed = len(r.failures())
+            print(f"Failed turns of {name} ({failed} in all, first {min(args.failures, failed)}):")
             print("\n".join(failure_lines(r, args.failures)))
     return 0

@@ -50,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = GPTConfig.from_dict(json.loads((path / META_FILE).read_text(encoding="utf-8"))["model_config"])
     print(f"imported {args.source} -> {path} ({count_params(cfg) / 1e6:.1f}M parameters, {cfg.n_layer} layers, "
           f"{cfg.n_embd} wide, context {cfg.block_size}, vocabulary {cfg.vocab_size})")
-    print(f"use it with: mypt generate --model {args.output} --prompt \"Hello\"  or  mypt train --model {args.output} ...")
+    print(f"use it with: mypt generate --model {args.output} --prompt \"Hello\"  "
+          f"or  mypt train --model {args.output} ...")
     return 0

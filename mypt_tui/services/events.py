@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from engine.events import EVENTS_FILE, Event, EventFollower
+from engine.events import Event, EventFollower
+from engine.layout import EVENTS_FILE
 
 
 class EventSource(Protocol):

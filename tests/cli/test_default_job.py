@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from engine.events import Done, read_events
-from mypt_tui.services import demo as default_job
-from mypt_tui.cli.main import main
-from mypt_tui.services.demo import Demo, demos, ensure_prepared, is_prepared, unique_run_name, workspace
 from helpers_app import tiny_checkout
+from mypt_tui.cli.main import main
+from mypt_tui.services import demo as default_job
+from mypt_tui.services.demo import Demo, demos, ensure_prepared, is_prepared, unique_run_name, workspace
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,6 @@ import pytest
 from engine.config import FIELDS, apply_overrides, load_config
 from mypt_tui.flags import add_config_flags, overrides_from_args
 
-
 # -- config keys as flags ------------------------------------------------------------------------------------
 
 def parser_with_flags() -> argparse.ArgumentParser:

@@ -6,8 +6,8 @@ import io
 
 from engine.dataset import open_dataset
 from helpers_data import chat, prepared, tool_episode
-from mypt_tui.cli.main import main
 from mypt_tui.cli.inspect import show_episode
+from mypt_tui.cli.main import main
 
 EPISODES = [
     chat("hello", "Hi!", "Hello there.", system="Be kind.", meta={"family": "greeting"}),

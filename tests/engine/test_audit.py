@@ -2,7 +2,6 @@
 
 import json
 
-
 from engine.audit import AuditWriter, find_episode, ids_digest
 from engine.audit_verify import verify_audit
 

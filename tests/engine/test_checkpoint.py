@@ -9,13 +9,18 @@ import pytest
 import torch
 
 from engine import atomic
-from engine import checkpoint as ck
-from engine.checkpoint import (CheckpointError, check_tokenizer, list_checkpoints, load_checkpoint, load_model,
-                               load_train_state, resolve_checkpoint, save_checkpoint)
+from engine.checkpoint import (
+    CheckpointError,
+    check_tokenizer,
+    list_checkpoints,
+    load_checkpoint,
+    load_model,
+    load_train_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import CharTokenizer, gpt2
-
-
 
 
 def tiny(**kw) -> GPT:

@@ -12,10 +12,23 @@ import pytest
 
 from engine import layout
 from engine.config import (
-    ARCHITECTURE_KEYS, FIELDS, GROUPS, ConfigError, TrainConfig, adopt_architecture,
-    apply_overrides, architecture_conflicts, edit_toml, field_error,
-    format_value, load_config, load_config_text, parse_field,
-    save_config_preserving, to_toml, validate_values,
+    ARCHITECTURE_KEYS,
+    FIELDS,
+    GROUPS,
+    ConfigError,
+    TrainConfig,
+    adopt_architecture,
+    apply_overrides,
+    architecture_conflicts,
+    edit_toml,
+    field_error,
+    format_value,
+    load_config,
+    load_config_text,
+    parse_field,
+    save_config_preserving,
+    to_toml,
+    validate_values,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -142,3 +142,14 @@ def test_switch_iter_and_until_iter_say_the_same_and_the_value_round_trips_throu
     cfg = load_config_text(json.dumps({"curriculum": given}), "c.json", "json")
     assert cfg.curriculum["phases"][0]["until_iter"] == 7 and "switch_iter" not in cfg.curriculum["phases"][1]
     assert load_config_text(to_toml(cfg), "r.toml").curriculum == cfg.curriculum
+
+
+def test_a_curriculum_typed_as_a_flag_is_read_as_json():
+    """`--curriculum '{...}'` and the Config form's field parse the same value as a TOML table."""
+    from engine.config.checks import parse_text
+    from engine.config.schema import FIELDS
+
+    value = parse_text(FIELDS["curriculum"], '{"phases": [{"name": "a", "dataset_dir": "d/a", "until_iter": 5},'
+                                             ' {"name": "b", "dataset_dir": "d/b"}]}')
+    assert [(p["name"], p["dataset_dir"], p["until_iter"]) for p in value["phases"]] == [
+        ("a", "d/a", 5), ("b", "d/b", None)]

@@ -21,8 +21,8 @@ from engine.scoring import episode_turns, score_reply
 from engine.tokenizer import gpt2
 from engine.train.job import TrainJob
 from engine.train.loop import run_training
-from mypt_tui.cli.main import main
 from helpers_data import chat, prepared
+from mypt_tui.cli.main import main
 
 CALL = ToolCall("calculator", {"expression": "2 + 2"})
 

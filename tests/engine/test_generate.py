@@ -3,12 +3,18 @@
 import pytest
 import torch
 
-from engine.generate import (PRESETS, SamplingConfig, StreamDecoder, default_stop_ids, fit_prompt, generate,
-                             next_token, preset)
+from engine.generate import (
+    PRESETS,
+    SamplingConfig,
+    StreamDecoder,
+    default_stop_ids,
+    fit_prompt,
+    generate,
+    next_token,
+    preset,
+)
 from engine.model import GPT, GPTConfig
 from engine.tokenizer import gpt2
-
-
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=40)
 

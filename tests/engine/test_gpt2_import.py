@@ -12,8 +12,6 @@ from engine.checkpoint import CheckpointError, load_checkpoint, load_model
 from engine.gpt2_import import import_gpt2
 from mypt_tui.cli.main import main
 
-
-
 L, H, C, T, V = 2, 2, 32, 64, 50257
 
 

@@ -7,8 +7,6 @@ import torch.nn.functional as F
 from engine.model import GPT, GPTConfig, positions_from_segments
 from engine.sizing import count_params, format_report, model_report
 
-
-
 VARIANTS = [
     dict(),
     dict(pos_encoding="rope"),

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from engine.episode import Message, ToolCall, parse_episode, read_episodes
-from engine.render import (SystemPrompt, parse_reply, parse_tool_call, render_episode, render_prompt,
-                           render_turns)
+from engine.render import SystemPrompt, parse_reply, parse_tool_call, render_episode, render_prompt, render_turns
 from engine.tokenizer import CharTokenizer, gpt2
 
 SYS, _SYS, USER, _USER, ASST, _ASST = 50257, 50258, 50259, 50260, 50261, 50262

@@ -42,7 +42,9 @@ def test_same_seed_same_order_other_seed_other_order():
     _, a = make(seed=3301)
     _, b = make(seed=3301)
     _, c = make(seed=7)
-    order = lambda s: [e for bt in epochs_of(s, 10) for e in bt.episodes]
+    def order(s):
+        return [e for bt in epochs_of(s, 10) for e in bt.episodes]
+
     first = order(a)
     assert first == order(b)
     assert first != order(c)

@@ -44,7 +44,7 @@ def test_the_split_is_by_document_seeded_and_repeatable(tmp_path):
     b = prepare_corpus(CorpusOptions(tmp_path / "in.jsonl", tmp_path / "b", val_split=0.2, seed=7))
     assert stream_ids(tmp_path / "a", "val") == stream_ids(tmp_path / "b", "val")
     val_docs = [k for k in range(200) if goes_to_val(7, k, 0.2)]
-    assert a.documents["val"] == len(val_docs) and 20 < len(val_docs) < 60
+    assert a.documents["val"] == b.documents["val"] == len(val_docs) and 20 < len(val_docs) < 60
     tok = gpt2()
     assert stream_ids(tmp_path / "a", "val")[:len(tok.encode(docs[val_docs[0]])) + 1] == \
         tok.encode(docs[val_docs[0]]) + [GPT2_ENDOFTEXT]

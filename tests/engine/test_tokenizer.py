@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.tokenizer import (TAGS, CharTokenizer, TokenizerError, from_state, gpt2, load_tokenizer)
+from engine.tokenizer import TAGS, CharTokenizer, TokenizerError, from_state, gpt2, load_tokenizer
 
 
 def test_gpt2_ids_of_a_known_sentence():

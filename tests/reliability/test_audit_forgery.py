@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Result, assert_clean_failure, assert_no_traceback
 
+
 @pytest.fixture(scope="module")
 def honest_run(tmp_path_factory) -> Path:
     from engine.config import TrainConfig
