@@ -25,7 +25,7 @@ from mypt_tui.app.messages import ResumeRun
 from mypt_tui.app.widgets.audit_log import MAX_LINES
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
-from mypt_tui.app.widgets.run_monitor import RunMonitor
+from mypt_tui.app.widgets.run_monitor import MONITOR_BINDINGS, MonitorKeys, RunMonitor
 from mypt_tui.present.audit_lines import AuditEntry, audit_entry
 from mypt_tui.present.errors import describe_error
 from mypt_tui.present.fit import elide_middle
@@ -54,7 +54,7 @@ def status_note(info: RunInfo) -> str:
     return f"{info.name}: {info.status} at step {info.step}"
 
 
-class RunsScreen(Screen):
+class RunsScreen(MonitorKeys, Screen):
     DEFAULT_CSS = """
     RunsScreen #runs-table { height: 40%; min-height: 5; }
     RunsScreen #runs-actions { height: 1; padding: 0 1; }
@@ -69,9 +69,7 @@ class RunsScreen(Screen):
         Binding("ctrl+t", "stop", "Stop run"),
         Binding("ctrl+r", "resume", "Resume"),
         Binding("ctrl+o", "eval", "Eval"),
-        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
-        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
-        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
+        *MONITOR_BINDINGS,
     ]
 
     class Scanned(Message):
@@ -260,17 +258,6 @@ class RunsScreen(Screen):
         info = self.selected()
         if info is not None:
             open_eval(self, info.path, self.app.checkpoints_root)
-
-    # -- the run's panes (keys shown in their titles) ---------------------------------------------
-
-    def action_plot_scale(self) -> None:
-        self.monitor.toggle_scale()
-
-    def action_plot_zoom(self) -> None:
-        self.monitor.cycle_zoom()
-
-    def action_step_record(self) -> None:
-        self.monitor.open_record()
 
     @on(Button.Pressed, "#open")
     def open_pressed(self) -> None:

@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.train.job import TrainRequest
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
-from mypt_tui.app.widgets.run_monitor import RunMonitor
+from mypt_tui.app.widgets.run_monitor import MONITOR_BINDINGS, MonitorKeys, RunMonitor
 from mypt_tui.app.widgets.train_form import TrainForm
 from mypt_tui.flags import UsageError
 from mypt_tui.present.errors import describe_error, resume_hint
@@ -36,7 +36,7 @@ DRAIN_INTERVAL = 0.25  # seconds between UI updates from the event stream
 STATE_TEXT = {SessionState.TRAINING: "training in this app", SessionState.STOPPING: "stopping ..."}
 
 
-class TrainScreen(Screen):
+class TrainScreen(MonitorKeys, Screen):
     """Start a run from the form, watch it, stop it."""
 
     DEFAULT_CSS = """
@@ -52,9 +52,7 @@ class TrainScreen(Screen):
         Binding("ctrl+r", "start", "Start"),
         Binding("ctrl+g", "detach", "Run detached"),
         Binding("ctrl+t", "stop", "Stop"),
-        Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
-        Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
-        Binding("ctrl+b", "step_record", "A step's audit record", show=False),
+        *MONITOR_BINDINGS,
     ]
 
     class Status(Message):
@@ -308,17 +306,6 @@ class TrainScreen(Screen):
         if action == "stop":
             return state in (SessionState.TRAINING, SessionState.DETACHED) or None
         return True
-
-    # -- the run's panes (keys shown in their titles) ---------------------------------------------
-
-    def action_plot_scale(self) -> None:
-        self.monitor.toggle_scale()
-
-    def action_plot_zoom(self) -> None:
-        self.monitor.cycle_zoom()
-
-    def action_step_record(self) -> None:
-        self.monitor.open_record()
 
     # -- the event stream ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, ContentSwitcher, ProgressBar, Static
 
@@ -23,6 +24,27 @@ from mypt_tui.present.audit_lines import AuditEntry, epoch_note
 from mypt_tui.present.console import device_use, done_line
 from mypt_tui.present.numbers import fmt_duration, loss
 
+# The run panes' keys (shown in their titles), for a screen that shows a RunMonitor as `self.monitor`.
+MONITOR_BINDINGS = [
+    Binding("ctrl+y", "plot_scale", "Log/linear y", show=False),
+    Binding("ctrl+l", "plot_zoom", "Zoom to the last steps", show=False),
+    Binding("ctrl+b", "step_record", "A step's audit record", show=False),
+]
+
+
+class MonitorKeys:
+    """The actions of MONITOR_BINDINGS, mixed into the screens that show a run."""
+
+    monitor: RunMonitor
+
+    def action_plot_scale(self) -> None:
+        self.monitor.toggle_scale()
+
+    def action_plot_zoom(self) -> None:
+        self.monitor.cycle_zoom()
+
+    def action_step_record(self) -> None:
+        self.monitor.open_record()
 
 @dataclass
 class Fed:
