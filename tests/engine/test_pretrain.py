@@ -88,3 +88,32 @@ def test_chat_sft_continues_from_the_pretrained_base(corpus, tmp_path):
 def test_a_stream_too_short_for_one_window_is_refused(corpus, tmp_path):
     with pytest.raises(TrainError, match="fewer than one window"):
         train(corpus, tmp_path / "run", tiny(block_size=100_000, n_layer=1))
+
+
+def test_a_mypt_base_config_trains_on_a_token_stream_scaled_down_by_flags(corpus, tmp_path, monkeypatch):
+    """A config with the keys of MyPT's configs/base/*.json (written for this test): its 750M
+    architecture overridden by flags, its token-stream eval sets scored at every eval."""
+    from engine.events import Eval
+    from engine.train.job import TrainRequest, build_job
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "general").symlink_to(corpus)
+    config = {"name": "GPT-750M-1024-Unified", "description": "From-scratch training.", "batch_size": 12,
+              "block_size": 1024, "vocab_size": 50304, "n_embd": 1280, "n_head": 20, "n_layer": 32, "dropout": 0.1,
+              "bias": False, "tie_weights": True, "learning_rate": 1.5e-4, "max_iters": 600000,
+              "eval_interval": 2000, "eval_iters": 200, "warmup_iters": 30000, "grad_clip": 1.0,
+              "weight_decay": 0.1, "use_amp": True, "amp_dtype": "bf16", "eval_sets": {"general": "data/general"},
+              "eval_seed": 1337, "log_file": "logs/train/unified_eval.jsonl"}
+    (tmp_path / "base.json").write_text(json.dumps(config, indent=2))
+    small = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 32, "vocab_size": None, "batch_size": 2,
+             "max_iters": 2, "eval_interval": 2, "eval_iters": 1, "warmup_iters": 0, "device": "cpu",
+             "precision": "fp32"}
+    job = build_job(TrainRequest(output="base_run", dataset=str(corpus), config="base.json", init="scratch",
+                                 overrides=small))
+    events = []
+    result = run_training(job, [events.append])
+    assert result.reason == "completed" and result.step == 2
+    evals = [e for e in events if isinstance(e, Eval)]
+    assert evals and all(list(e.sets) == ["val", "general"] for e in evals)
+    assert (tmp_path / "logs" / "train" / "unified_eval.jsonl").exists()

@@ -166,3 +166,31 @@ def test_a_read_only_run_folder_stops_the_run_naming_it(setup):
     assert len(error) == 1 and str(run.name) in error[0], ro.stderr
     assert {p.name: digest(p) for p in (run / "step_000004").iterdir()} == kept
     shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stream_setup(tmp_path_factory):
+    """A token-stream dataset from `mypt prepare pretrain`, and an uninterrupted pretraining run."""
+    tmp = tmp_path_factory.mktemp("stream_faults")
+    (tmp / "corpus.txt").write_text("".join(f"Document {k}: the {c} fox jumps over the lazy dog.\n\n"
+                                            for k in range(150) for c in ("red", "brown")))
+    done = mypt("prepare", "pretrain", "--input", "corpus.txt", "--output_dir", "stream", "--tokenization", "char",
+                "--tokens_per_shard", "4000", cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    (tmp / "c.toml").write_text(CONFIG.replace('batching = "pack"\n', "").replace("block_size = 96", "block_size = 64"))
+    base = mypt("train", "--no-ui", "--config", "c.toml", "--dataset", "stream", "--output", "base", cwd=tmp)
+    assert base.returncode == 0, base.stderr
+    return tmp
+
+
+def test_pretraining_killed_mid_step_resumes_to_identical_weights(stream_setup):
+    tmp = stream_setup
+    killed = mypt("train", "--no-ui", "--config", "c.toml", "--dataset", "stream", "--output", "killed",
+                  driver=("step", 6), cwd=tmp)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = mypt("train", "--no-ui", "--resume", "--output", "killed", cwd=tmp)
+    assert resumed.returncode == 0, resumed.stderr
+    final = "step_000012/model.safetensors"
+    assert digest(tmp / "checkpoints" / "killed" / final) == digest(tmp / "checkpoints" / "base" / final)
+    rep = verify_run(tmp / "checkpoints" / "killed")
+    assert rep.ok, rep.errors
