@@ -109,7 +109,9 @@ class RunOutputs:
 
     def _announce(self) -> None:
         run, cfg, step = self.run, self.run.cfg, self.run.progress.step
-        if cfg.use_loss_mask:
+        if run.data.kind == "pretrain":
+            note = "Pretraining: every position of each window is trained (a token stream has no loss mask)"
+        elif cfg.use_loss_mask:
             share = run.report["supervised_tokens"] / max(run.report["tokens"] - run.report["eligible"], 1)
             note = f"Using loss masking (assistant-only training): {share:.1%} of target tokens are trained"
         else:
@@ -188,7 +190,7 @@ class RunOutputs:
         anchor = self.audit.anchor() if self.audit is not None else None
         save_checkpoint(path, run.model, tokenizer_state=run.data.tok.state(), step=step, metrics=metrics,
                         extra={"run": self.dir.name, "config": run.cfg.to_dict(), "dataset": str(run.job.dataset),
-                               "init": run.init, "epoch": run.sampler.state.epoch,
+                               "init": run.init, "epoch": run.sampler.state.epoch, "sft": run.data.kind == "sft",
                                "audit": anchor.to_dict() if anchor else None,
                                **({"phase": run.phase + 1} if run.phases else {})},
                         train_state=None if kind == "best" else self._train_state(),

@@ -117,3 +117,17 @@ def test_a_mypt_base_config_trains_on_a_token_stream_scaled_down_by_flags(corpus
     evals = [e for e in events if isinstance(e, Eval)]
     assert evals and all(list(e.sets) == ["val", "general"] for e in evals)
     assert (tmp_path / "logs" / "train" / "unified_eval.jsonl").exists()
+
+
+def test_a_pretrained_base_is_a_base_model_and_its_chat_fine_tune_is_not(corpus, tmp_path):
+    """Generation continues a base model's prompt as plain text; the pre-flight says what trains."""
+    from engine.checkpoint import load_checkpoint
+
+    base, events = train(corpus, tmp_path / "base", tiny(max_iters=2, eval_interval=2, save_every=2))
+    start = next(e for e in events if isinstance(e, RunStart))
+    assert start.notes[0].startswith("Pretraining: every position")
+    assert load_checkpoint(base.final_checkpoint).base_model
+    prepared(tmp_path, varied(24), name="chat", tokenization="char", val_split=0.2, seed=2)
+    sft, _ = train(tmp_path / "chat", tmp_path / "sft", tiny(batching="pack", max_iters=2, eval_interval=2,
+                                                            save_every=2), init=str(base.final_checkpoint))
+    assert not load_checkpoint(sft.final_checkpoint).base_model
