@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 TYPED = "¤"  # a character no other text on the screen has
-KEYS = {"f1": b"\x1bOP", "f2": b"\x1bOQ", "tab": b"\t", TYPED: TYPED.encode(), "ctrl+u": b"\x15", "q": b"q",
+KEYS = {"f1": b"\x1bOP", "f2": b"\x1bOQ", "tab": b"\t", TYPED: TYPED.encode(), "ctrl+u": b"\x15", "end": b"\x1b[F", "q": b"q",
         "ctrl+c": b"\x03", "escape": b"\x1b", "ctrl+t": b"\x14", "enter": b"\r",
         "click_flags": b"\x1b[<0;70;4M\x1b[<0;70;4m"}  # a mouse click (SGR) on the Flags field, at 100x30
 MARKERS = {"f2": "Best Val", "f1": "Dataset", "dialog": "Training is running", "escape": "Stop run"}
@@ -189,8 +189,9 @@ class Presses:
         self.rng = random.Random(0)
 
     def focus_flags(self) -> None:
-        """Click the form's Flags field and empty it."""
+        """Click the form's Flags field and empty it (from its end: the click may land inside a long text)."""
         self.term.send("click_flags")
+        self.term.send("end")
         self.term.send("ctrl+u")
         self.typed = 0
 

@@ -1,6 +1,8 @@
 """The Chat screen driven like a user: a streamed reply, stop, side-by-side compare, and a
 run's newest checkpoint picked up while it trains."""
 
+import time
+
 import pytest
 import torch
 from textual.widgets import Select
@@ -54,9 +56,10 @@ async def settle(app, pilot):
 
 
 async def loaded(app, pilot, panes=("A",)):
-    """Wait until the screen's checkpoints are loaded."""
+    """Wait until the screen's checkpoints are loaded (up to a minute: the machine may be busy)."""
     screen = app.screen
-    for _ in range(200):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         await settle(app, pilot)
         if all(screen.sessions[p] is not None for p in panes):
             return screen
