@@ -12,6 +12,11 @@ in exactly the format it was trained on. `send()` yields updates as they happen:
 The tool loop: when a reply ends with a tool call, the call is run by the registry, its
 result is appended as a toolresult turn, and the assistant is asked again, for at most
 `max_tool_rounds` calls in a row.
+
+A base model (pretrained, never fine-tuned on chat: `Checkpoint.base_model`) has never seen a
+chat tag, so its session is `raw`: each message is continued as plain text, alone (a base model
+has no turns to remember), until the document ends or max_new_tokens; the system prompt is not
+used. This is what `mypt generate --raw` does, and what makes "base vs SFT" a fair comparison.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
 from .episode import Message
-from .generate import SamplingConfig, StreamDecoder, default_stop_ids, generate
+from .generate import SamplingConfig, StreamDecoder, default_stop_ids, fit_prompt, generate
 from .model import GPT
 from .render import parse_reply, parse_tool_call, render_prompt, render_turns
 from .tokenizer import Tokenizer, tag_name
@@ -111,7 +116,7 @@ class ChatSession:
 
     def __init__(self, model: GPT, tok: Tokenizer, *, system: str | None = None,
                  sampling: SamplingConfig = SamplingConfig(), tools: ToolRegistry | None = None,
-                 max_tool_rounds: int = MAX_TOOL_ROUNDS, use_cache: bool = True) -> None:
+                 max_tool_rounds: int = MAX_TOOL_ROUNDS, use_cache: bool = True, raw: bool = False) -> None:
         self.model = model
         self.tok = tok
         self.system = system or None
@@ -119,7 +124,9 @@ class ChatSession:
         self.tools = default_tools() if tools is None else tools
         self.max_tool_rounds = max_tool_rounds
         self.use_cache = use_cache
-        self.stop_ids = default_stop_ids(tok)
+        self.raw = raw  # continue each message as plain text (a base model), not as a user turn
+        # a chat reply ends at its closing tag; raw text also where the document ends (gpt2: <|endoftext|>)
+        self.stop_ids = default_stop_ids(tok) | ({tok.doc_sep_id} if raw else set())
         self.messages: list[Message] = []
         self._lengths: list[int] = []  # rendered length of each message (cached)
         self.checkpoint: Any = None  # the engine.checkpoint.Checkpoint, when loaded from one
@@ -127,11 +134,13 @@ class ChatSession:
     @classmethod
     def from_checkpoint(cls, name_or_path: str | Path, *, device: str = "cpu",
                         root: str | Path = "checkpoints", **kw) -> "ChatSession":
-        """Load a checkpoint (a name under root, a path, a run folder) and start a session."""
+        """Load a checkpoint (a name under root, a path, a run folder) and start a session (raw
+        for a base model unless `raw` says otherwise)."""
         from .checkpoint import load_model
         from .tokenizer import from_state
 
         model, ckpt = load_model(name_or_path, device=device, root=root)
+        kw.setdefault("raw", ckpt.base_model)
         session = cls(model, from_state(ckpt.tokenizer_state), **kw)
         session.checkpoint = ckpt
         return session
@@ -176,6 +185,9 @@ class ChatSession:
         """Add a user turn and stream the assistant's answer (tool calls run in between)."""
         if not user_text.strip():
             raise ValueError("the message is empty")
+        if self.raw:
+            yield from self._continue(user_text, should_stop)
+            return
         self.messages.append(Message("user", user_text))
         newest = len(self.messages) - 1
         try:
@@ -219,6 +231,25 @@ class ChatSession:
                     reason = "stopped"
                 break
         yield ReplyDone(reason, total, time.perf_counter() - started, len(ids), rounds, message)
+
+    def _continue(self, text: str, should_stop: Callable[[], bool] | None) -> Iterator[ChatUpdate]:
+        """A raw session's reply: the text continued as plain text (the newest part kept to fit)."""
+        started = time.perf_counter()
+        ids = self.tok.encode(text)
+        kept = fit_prompt(ids, self.block_size, self.sampling.max_new_tokens)
+        if len(kept) < len(ids):
+            yield ContextTrimmed(0, len(kept), self.block_size, cut=len(ids) - len(kept))
+        out: list[int] = []
+        pieces: list[str] = []
+        for update in self._stream(kept, out, should_stop):
+            pieces.append(update.text)
+            yield update
+        if out and out[-1] in self.stop_ids:
+            reason = "closed"
+        else:
+            reason = "max_tokens" if len(out) >= self.sampling.max_new_tokens else "stopped"
+        yield ReplyDone(reason, len(out), time.perf_counter() - started, len(kept), 1,
+                        Message("assistant", "".join(pieces)))
 
     def _stream(self, ids: list[int], out: list[int], should_stop: Callable[[], bool] | None) -> Iterator[TokenText]:
         """Generate one assistant block, yielding its text by part; the ids go into `out`."""

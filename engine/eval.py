@@ -11,6 +11,11 @@ including the turn's opening tag): the renderer made those tokens, so this is th
 Teacher-forced masked loss and next-token accuracy over the same episodes complete the picture
 (the numbers the trainer's eval reports). Everything is aggregated per skill family
 (`meta.family` of each episode) and overall.
+
+A base model (`Checkpoint.base_model`: pretrained, never fine-tuned on chat) is asked in plain
+text instead (`raw`: engine.scoring's raw_prompt and score_raw): the user's question as a line of
+text, its first line back as the reply. The teacher-forced loss stays on the chat rendering (what
+SFT trains), so a base model's loss there says how far it is from the chat format.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from .errors import MyptError
 from .generate import SamplingConfig, default_stop_ids, generate
 from .model import GPT
 from .sampler import pack_rows
-from .scoring import TurnScore, episode_turns, score_reply
+from .scoring import TurnScore, episode_turns, raw_prompt, score_raw, score_reply
 from .tokenizer import Tokenizer
 
 DEFAULT_MARGIN = 16  # tokens a reply may run past the gold reply's length before it counts as unclosed
@@ -135,6 +140,11 @@ class EvalReport:
     overall: Metrics
     turns: list[TurnResult] = field(repr=False)
     seconds: float = 0.0
+    raw: bool = False  # asked in plain text (a base model), not in the chat format
+
+    @property
+    def prompts(self) -> str:
+        return "raw" if self.raw else "chat"
 
     def failures(self) -> list[TurnResult]:
         return [t for t in self.turns if not t.score.passed]
@@ -144,7 +154,8 @@ class EvalReport:
         return [*self.families.items(), (ALL, self.overall)]
 
     def to_dict(self, failures: int = 0) -> dict:
-        out = {"checkpoint": self.checkpoint, "step": self.step, "seconds": round(self.seconds, 3),
+        out = {"checkpoint": self.checkpoint, "step": self.step, "prompts": self.prompts,
+               "seconds": round(self.seconds, 3),
                "overall": self.overall.to_dict(),
                "families": {k: m.to_dict() for k, m in self.families.items()}}
         if failures:
@@ -186,8 +197,9 @@ class EvalOptions:
 def evaluate(model: GPT, tok: Tokenizer, split: EvalSource, options: EvalOptions = EvalOptions(), *,
              checkpoint: str = "", step: int | None = None, dataset: str = "",
              on_progress: Callable[[EvalProgress], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> EvalReport:
-    """Score `model` on the first `options.limit` episodes of `split` (all by default).
+             should_stop: Callable[[], bool] | None = None, raw: bool = False) -> EvalReport:
+    """Score `model` on the first `options.limit` episodes of `split` (all by default); `raw`
+    asks it in plain text (a base model).
 
     Raises EvalCancelled when `should_stop()` turns true (checked every batch and every token).
     """
@@ -212,25 +224,28 @@ def evaluate(model: GPT, tok: Tokenizer, split: EvalSource, options: EvalOptions
                 overall.add_turn(t.score)
             report(EvalProgress("generate", done, n, overall.turns, overall.exact))
 
-        results = score_episodes(model, tok, split, range(n), options.margin, should_stop=stop, on_episode=scored)
+        results = score_episodes(model, tok, split, range(n), options.margin, should_stop=stop, on_episode=scored,
+                                 raw=raw)
     finally:
         model.train(was_training)
     return EvalReport(checkpoint=checkpoint, step=step, dataset=dataset, split=options.split,
                       episode_ids=[split.ids[i] for i in range(n)], families=per_family, overall=overall,
-                      turns=results, seconds=time.time() - t0)
+                      turns=results, seconds=time.time() - t0, raw=raw)
 
 
 def score_episodes(model: GPT, tok: Tokenizer, split: EvalSource, indices: Iterable[int], margin: int = DEFAULT_MARGIN,
                    max_new_tokens: int | None = None, should_stop: Callable[[], bool] | None = None,
-                   on_episode: Callable[[int, list[TurnResult]], None] | None = None) -> list[TurnResult]:
+                   on_episode: Callable[[int, list[TurnResult]], None] | None = None,
+                   raw: bool = False) -> list[TurnResult]:
     """Greedy replies to every assistant turn of the given episodes, each scored against its gold
     turn: the one scoring loop of `mypt eval` and of the trainer's probes, so that the two agree.
 
     A reply may take the gold reply's length plus `margin` tokens (and at most `max_new_tokens`).
+    `raw`: each turn asked as plain text and scored on the reply's first line (a base model).
     Raises EvalCancelled when `should_stop()` turns true.
     """
     stop = should_stop or (lambda: False)
-    stops = default_stop_ids(tok)
+    stops = default_stop_ids(tok) | ({tok.doc_sep_id} if raw else set())
     results: list[TurnResult] = []
     for done, i in enumerate(indices, 1):
         ids, _ = split.episode(i)
@@ -239,10 +254,11 @@ def score_episodes(model: GPT, tok: Tokenizer, split: EvalSource, indices: Itera
             limit = len(turn.gold_ids) + margin
             sampling = SamplingConfig(temperature=0.0, repetition_penalty=1.0,
                                       max_new_tokens=limit if max_new_tokens is None else min(limit, max_new_tokens))
-            out = list(generate(model, turn.prompt, sampling, stop_ids=stops, should_stop=stop))
+            prompt = raw_prompt(turn.prompt, tok) if raw else turn.prompt
+            out = list(generate(model, prompt, sampling, stop_ids=stops, should_stop=stop))
             if stop():
                 raise EvalCancelled("eval stopped")
-            score = score_reply(turn.gold, out, tok)
+            score = score_raw(turn.gold, out, tok) if raw else score_reply(turn.gold, out, tok)
             turns.append(TurnResult(split.ids[i], i, k, split.families[i], tok.decode(turn.gold_ids[:-1]), score))
         results += turns
         if on_episode is not None:
@@ -295,8 +311,9 @@ def _teacher_forced(model: GPT, tok: Tokenizer, split: EvalSource, n: int, batch
 def evaluate_checkpoint(model_name: str | Path, dataset: str | Path, options: EvalOptions = EvalOptions(), *,
                         device: str = "cpu", root: str | Path = "checkpoints",
                         on_progress: Callable[[EvalProgress], None] | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> EvalReport:
-    """Load a checkpoint and a prepared dataset, check they share a tokenizer, and evaluate.
+                        should_stop: Callable[[], bool] | None = None, raw: bool | None = None) -> EvalReport:
+    """Load a checkpoint and a prepared dataset, check they share a tokenizer, and evaluate
+    (`raw` None: in plain text when the checkpoint is a base model, else in the chat format).
 
     Raises CheckpointError, DatasetError (ValueError) or KeyError with a message for the user.
     """
@@ -312,4 +329,5 @@ def evaluate_checkpoint(model_name: str | Path, dataset: str | Path, options: Ev
     model, ckpt = load_model(model_name, device=device, root=root)
     check_tokenizer(ckpt, ds.tokenizer_state, dataset)
     return evaluate(model, ds.tokenizer(), split, options, checkpoint=str(ckpt.path), step=ckpt.step,
-                    dataset=str(dataset), on_progress=on_progress, should_stop=should_stop)
+                    dataset=str(dataset), on_progress=on_progress, should_stop=should_stop,
+                    raw=ckpt.base_model if raw is None else raw)

@@ -11,6 +11,12 @@ in the format? Pure functions of token ids, so they are tested without a model.
 
 `episode_turns` cuts a rendered episode into the turns to score: each assistant reply with the
 conversation before it.
+
+A base model (pretrained, never fine-tuned on chat) has never seen a tag, so asking it in the
+chat format scores the format it was never taught. Its fairer form is raw: `raw_prompt` gives the
+conversation so far as plain text, a message a line, and `score_raw` takes the first line of
+what it writes as the reply (exact match as above; "format" then means it ended the line, or the
+document, within the limit and wrote no tag; a tool call cannot be made in plain text).
 """
 
 from __future__ import annotations
@@ -154,3 +160,51 @@ def episode_turns(ids: Sequence[int], tok: Tokenizer) -> list[Turn]:
         turns.append(Turn(ids[:k + 1], gold_ids, parse_reply(gold_ids, tok).as_message()))
         k = close + 1
     return turns
+
+
+# -- raw prompts, for a base model -----------------------------------------------------------------
+
+def raw_prompt(prompt: Sequence[int], tok: Tokenizer) -> list[int]:
+    """The conversation before a turn as plain text: the user and assistant messages' text, a line
+    each, then a newline (system prompts and tool blocks are left out: a base model knows no roles)."""
+    lines: list[str] = []
+    current: list[int] | None = None  # the message being read (None: outside user/assistant)
+    hidden = False  # inside a think/cite/toolcall block: not said aloud
+    for i in prompt:
+        if not tok.is_tag(i):
+            if current is not None and not hidden:
+                current.append(int(i))
+            continue
+        name = tag_name(tok.id_to_tag[i])
+        if name in ("user", "assistant"):
+            current, hidden = [], False
+        elif name in ("/user", "/assistant") and current is not None:
+            lines.append(tok.decode(current).strip())
+            current = None
+        elif name.lstrip("/") in _BLOCK_TAGS:
+            hidden = not name.startswith("/")
+    return tok.encode("\n".join(line for line in lines if line) + "\n")
+
+
+def score_raw(gold: Message, generated_ids: Iterable[int], tok: Tokenizer) -> TurnScore:
+    """Score a base model's plain-text continuation of `raw_prompt`: its first line is the reply."""
+    ids = [int(i) for i in generated_ids]
+    ends = {tok.doc_sep_id, tok.eot_id}
+    end = next((k for k, i in enumerate(ids) if i in ends), len(ids))
+    text = tok.decode([i for i in ids[:end] if not tok.is_tag(i)])
+    line, newline, _ = text.partition("\n")
+    stray = tuple(tok.id_to_tag[i] for i in ids[:end] if tok.is_tag(i))
+    closed = bool(newline) or end < len(ids)
+    problems: list[str] = []
+    if not closed:
+        problems.append(f"no line end within {len(ids)} tokens")
+    if stray:
+        problems.append("stray tag " + ", ".join(dict.fromkeys(stray)))
+    tool_ok = False if gold.tool_calls else None
+    if gold.tool_calls:
+        problems.append("a raw prompt cannot make the gold turn's tool call")
+    exact = not gold.tool_calls and line.strip() == gold.content.strip()
+    if not exact and not gold.tool_calls:
+        problems.append("content differs from the gold answer")
+    return TurnScore(exact=exact, formatted=closed and not stray, closed=closed, stray_tags=stray, tool_call=tool_ok,
+                     problem=problems[0] if problems else None, reply=line, tokens=len(ids))

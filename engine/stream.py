@@ -40,6 +40,12 @@ def shard_name(k: int) -> str:
     return f"shard_{k:05d}.bin"
 
 
+def is_window_id(text: str) -> bool:
+    """Whether an audit id names a window of a stream (`shard_00003.bin:81920`), not an episode."""
+    name, _, offset = text.rpartition(":")
+    return name.startswith("shard_") and name.endswith(".bin") and offset.isdigit()
+
+
 def is_stream(root: Path) -> bool:
     """Whether a folder holds a token stream (ours, or MyPT's sharded pretraining layout)."""
     root = Path(root)

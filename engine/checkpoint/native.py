@@ -58,10 +58,10 @@ class Checkpoint:
 
     @property
     def base_model(self) -> bool:
-        """Never fine-tuned on chat episodes: imported GPT-2 weights, a run of mypt's on a token
-        stream, or a MyPT checkpoint trained without a loss mask (pretraining). Generation
-        continues its prompts as plain text."""
-        return "imported_from" in self.meta or self.meta.get("sft") is False
+        """Never fine-tuned on chat episodes: imported GPT-2 weights, a MyPT checkpoint trained
+        without a loss mask, or ours trained on a token stream (meta "kind": "pretrain"). Generation,
+        chat and eval continue its prompts as plain text."""
+        return "imported_from" in self.meta or self.meta.get("sft") is False or self.meta.get("kind") == "pretrain"
 
 
 # -- saving -----------------------------------------------------------------------------------

@@ -109,8 +109,9 @@ class RunOutputs:
 
     def _announce(self) -> None:
         run, cfg, step = self.run, self.run.cfg, self.run.progress.step
-        if run.data.kind == "pretrain":
-            note = "Pretraining: every position of each window is trained (a token stream has no loss mask)"
+        pretrain = run.data.kind == "pretrain"
+        if pretrain:
+            note = "Pretraining: every position of the token stream trains (there is no loss mask to apply)"
         elif cfg.use_loss_mask:
             share = run.report["supervised_tokens"] / max(run.report["tokens"] - run.report["eligible"], 1)
             note = f"Using loss masking (assistant-only training): {share:.1%} of target tokens are trained"
@@ -123,7 +124,7 @@ class RunOutputs:
                            model={**model.config.to_dict(), "params": model.num_params(), "memory": memory},
                            preflight=run.report, notes=[note, *run.notes], resumed=run.job.resume, init=run.init,
                            name=cfg.name, description=cfg.description))
-        if not cfg.use_loss_mask:
+        if not cfg.use_loss_mask and not pretrain:
             self.emit(RunWarning(step=step, message=note, code="no_loss_mask"))
         for message in run.warnings:
             self.emit(RunWarning(step=step, message=message, code="config"))
@@ -190,7 +191,7 @@ class RunOutputs:
         anchor = self.audit.anchor() if self.audit is not None else None
         save_checkpoint(path, run.model, tokenizer_state=run.data.tok.state(), step=step, metrics=metrics,
                         extra={"run": self.dir.name, "config": run.cfg.to_dict(), "dataset": str(run.job.dataset),
-                               "init": run.init, "epoch": run.sampler.state.epoch, "sft": run.data.kind == "sft",
+                               "kind": run.data.kind, "init": run.init, "epoch": run.sampler.state.epoch,
                                "audit": anchor.to_dict() if anchor else None,
                                **({"phase": run.phase + 1} if run.phases else {})},
                         train_state=None if kind == "best" else self._train_state(),

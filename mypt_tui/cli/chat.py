@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"chatting with {session.checkpoint.path} (context {session.block_size} tokens); "
           f"tools: {', '.join(session.tools.names())}; {CLEAR_COMMAND} starts over", file=sys.stderr)
+    if session.raw:
+        print("a base model: each line is continued as plain text on its own (its reply may span lines)",
+              file=sys.stderr)
     try:
         return repl(session, tolerant(sys.stdin), sys.stdout, sys.stderr)
     except KeyboardInterrupt:

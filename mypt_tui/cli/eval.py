@@ -4,7 +4,8 @@ Every assistant turn is generated greedily from the gold conversation before it 
 exact match with the gold answer (whitespace trimmed), format compliance (closes with
 </myPT_assistant>, no stray tags), tool-call validity where the gold turn calls a tool, plus the
 teacher-forced masked loss and token accuracy. `--model A --model B` scores two checkpoints on
-the same episodes side by side (base vs fine-tuned) with the difference B - A.
+the same episodes side by side (base vs fine-tuned) with the difference B - A; a base model
+(pretrained, never fine-tuned on chat) is asked in plain text, and the header says so.
 
 Progress goes to stderr, the table (or with --json one JSON object) to stdout.
 """

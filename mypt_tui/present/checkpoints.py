@@ -52,4 +52,13 @@ def pane_title(session, root: str | Path) -> tuple[str, list[str]]:  # noqa: ANN
             name = path.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             name = path.name
-    return name, [f"{cfg.n_layer}x{cfg.n_embd}", f"context {cfg.block_size}", session.tok.kind]
+    return name, [f"{cfg.n_layer}x{cfg.n_embd}", f"context {cfg.block_size}", session.tok.kind,
+                  *(["base: raw text"] if session.raw else [])]
+
+
+def raw_note(session) -> str | None:  # noqa: ANN001 - engine.chat.ChatSession
+    """What the pane says about a base model's session: its messages are continued, not answered."""
+    if not session.raw:
+        return None
+    return ("a base model (pretrained, never fine-tuned on chat): each message is continued as plain text, "
+            "on its own (no chat format, no history, no system prompt). Type the start of a sentence.")

@@ -92,6 +92,7 @@ class ConsoleSink:
         self.log_interval = max(log_interval, 1)
         self.status = RunStatus()
         self.started = False  # a run started: from then on its failure is shown here, as its RunError
+        self.unit = "episodes"  # what an epoch holds: episodes, or windows of a token stream (pretraining)
         self.card = ReportCard()  # the evals so far: the table printed after each one
         self._bar = False
 
@@ -107,6 +108,7 @@ class ConsoleSink:
         self.card.apply(ev)
         if isinstance(ev, RunStart):
             self.started = True
+            self.unit = "windows" if ev.preflight.get("kind") == "pretrain" else "episodes"
             for line in preflight_lines(ev):
                 self._line(line)
         elif isinstance(ev, Step):
@@ -125,10 +127,10 @@ class ConsoleSink:
                        f"({ev.eligible:,} eligible episodes)")
         elif isinstance(ev, EpochStart):
             if ev.step > 0:
-                self._line(f"epoch {ev.epoch} begins ({ev.episodes:,} episodes)")
+                self._line(f"epoch {ev.epoch} begins ({ev.episodes:,} {self.unit})")
         elif isinstance(ev, EpochEnd):
             dropped = f", {ev.dropped} dropped as an incomplete last batch" if ev.dropped else ""
-            self._line(f"epoch {ev.epoch} done at step {ev.step}: {ev.trained:,} episodes trained{dropped}")
+            self._line(f"epoch {ev.epoch} done at step {ev.step}: {ev.trained:,} {self.unit} trained{dropped}")
         elif isinstance(ev, CheckpointSaved):
             self._line(f"saved {ev.kind} checkpoint {ev.path}")
         elif isinstance(ev, RunWarning):

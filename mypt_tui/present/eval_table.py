@@ -73,8 +73,11 @@ def compare_table(a, b) -> str:
 
 
 def describe(report, label: str = "") -> str:
+    """The checkpoint, its step, and the prompt form it was asked in."""
     step = "" if report.step is None else f" (step {report.step})"
-    return f"{label}{report.checkpoint}{step}"
+    form = ("raw prompts: a base model, asked in plain text, its first line scored" if report.raw
+            else "chat prompts")
+    return f"{label}{report.checkpoint}{step} · {form}"
 
 
 def failure_lines(report, n: int) -> list[str]:

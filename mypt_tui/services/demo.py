@@ -36,17 +36,18 @@ class DemoMissing(Exception):
 class Demo:
     """One training type of the app's form (the guide's WebUI "Training Type")."""
 
-    kind: str  # "chat" | "tool": the `mypt prepare` kind
+    kind: str  # "chat" | "tool" | "pretrain": the `mypt prepare` kind
     title: str
     config: Path
     input: Path
-    val_file: Path
+    val_file: Path | None  # None for pretraining: its val split is drawn from the prose (PRETRAIN_VAL_SPLIT)
     dataset: Path  # where it is prepared (gpt2 tokenization)
     run_prefix: str  # default run names are <prefix>_<timestamp>
     companions: tuple[Demo, ...] = ()  # the other demos its config evaluates on (eval_sets): prepared with it
 
 
-TITLES = {"chat": "Chat SFT", "tool": "Tool SFT"}
+TITLES = {"pretrain": "Pre-training", "chat": "Chat SFT", "tool": "Tool SFT"}
+PRETRAIN_VAL_SPLIT = 0.1  # of the demo prose's paragraphs: enough val tokens for a window of block_size 256
 
 
 def is_checkout(path: Path) -> bool:
@@ -81,11 +82,16 @@ def demos(root: Path | None = None) -> dict[str, Demo]:
                          input=shown(root / "data" / f"demo_{kind}.jsonl"),
                          val_file=shown(root / "data" / f"demo_{kind}_heldout.jsonl"),
                          dataset=shown(root / PREPARED_DIR / f"demo_{kind}"), run_prefix=f"demo_{kind}")
+    if (root / "data" / "demo_base.txt").is_file():  # the base model's prose (data/make_demo_base.py)
+        out["pretrain"] = Demo(kind="pretrain", title=TITLES["pretrain"], val_file=None,
+                               config=shown(root / "configs" / "demo" / "base.toml"),
+                               input=shown(root / "data" / "demo_base.txt"),
+                               dataset=shown(root / PREPARED_DIR / "demo_base"), run_prefix="demo_base")
     for kind, demo in out.items():
         named = _eval_set_paths(demo.config)
         out[kind] = replace(demo, companions=tuple(d for d in out.values() if d is not demo
                                                    and d.dataset.resolve() in named))
-    return out
+    return {kind: out[kind] for kind in TITLES if kind in out}  # the Type list's order: the guide's pipeline
 
 
 def _eval_set_paths(config: Path) -> set[Path]:
@@ -128,7 +134,7 @@ def _current(demo: Demo) -> bool:
         recorded = {f["file"]: f["sha256"] for src in meta["inputs"] for f in src["files"]}
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    wanted = {demo.input.name: demo.input, demo.val_file.name: demo.val_file}
+    wanted = {p.name: p for p in (demo.input, demo.val_file) if p is not None}
     return set(recorded) == set(wanted) and all(recorded[n] == _sha256(p) for n, p in wanted.items())
 
 
@@ -144,12 +150,33 @@ def ensure_prepared(demo: Demo, on_progress: Callable[[int, int | None], None] |
     with _prepare_lock:
         made = False
         for d in (demo, *demo.companions):
-            if not _current(d):
+            if _current(d):
+                continue
+            if d.kind == "pretrain":
+                _prepare_stream(d, on_progress, should_stop)
+            else:
                 prepare(PrepareOptions(input=d.input, output=d.dataset, kind=d.kind, tokenization="gpt2",
                                        val_file=d.val_file, overwrite=d.dataset.exists()),
                         on_progress=on_progress, should_stop=should_stop)
-                made = True
+            made = True
         return made
+
+
+def _prepare_stream(demo: Demo, on_progress: Callable[[int, int | None], None] | None,
+                    should_stop: Callable[[], bool] | None) -> None:
+    """`mypt prepare pretrain` of the demo prose; a cancel is PrepareCancelled, as for episodes."""
+    from engine.corpus import CorpusError, CorpusOptions, prepare_corpus
+    from engine.prepare import PrepareCancelled
+
+    stop = should_stop or (lambda: False)
+    try:
+        prepare_corpus(CorpusOptions(demo.input, demo.dataset, tokenization="gpt2", val_split=PRETRAIN_VAL_SPLIT,
+                                     overwrite=demo.dataset.exists()),
+                       on_progress=(lambda n: on_progress(n, None)) if on_progress else None, should_stop=stop)
+    except CorpusError:
+        if stop():
+            raise PrepareCancelled("prepare cancelled: nothing was written") from None
+        raise
 
 
 def unique_run_name(prefix: str, root: Path, now: float | None = None) -> str:

@@ -65,10 +65,12 @@ def _check_inputs(req: TrainRequest, prepared_later: bool) -> None:
 
 
 def _check_dataset(path: Path) -> None:
+    """Episodes (chat, tool) or a token stream (pretraining), opened as the trainer will."""
     from engine.dataset import open_dataset
+    from engine.stream import is_stream, open_stream
 
     try:
-        open_dataset(path)
+        open_stream(path) if is_stream(path) else open_dataset(path)
     except (OSError, ValueError) as e:
         raise StartProblem("Dataset", str(e)) from None
 

@@ -335,3 +335,41 @@ async def test_the_focused_field_is_visible_in_256_colours(checkpoints):
             screen.query_one(focus).focus()
             await pilot.pause()
             assert max(abs(a - b) for a, b in zip(shade(widget), blurred)) >= 40, (focus, blurred, shade(widget))
+
+
+async def test_a_base_model_continues_each_message_as_plain_text(tmp_path, monkeypatch):
+    """A checkpoint pretrained on a token stream (2 steps here) is a base model: the pane says its
+    messages are continued as plain text, the prompt holds no chat tag, and no history is kept."""
+    from engine.config import TrainConfig
+    from engine.corpus import CorpusOptions, prepare_corpus
+    from engine.train.job import TrainJob
+    from engine.train.loop import run_training
+
+    (tmp_path / "prose.txt").write_text("".join(f"the red fox {k} jumps over the lazy dog.\n\n" for k in range(40)))
+    prepare_corpus(CorpusOptions(tmp_path / "prose.txt", tmp_path / "stream", tokenization="char", val_split=0.0))
+    cfg = TrainConfig(n_layer=1, n_embd=32, n_head=2, block_size=32, batch_size=4, max_iters=2, warmup_iters=0,
+                      eval_interval=2, eval_iters=1, save_every=2, device="cpu", precision="fp32", batching="pad",
+                      use_loss_mask=False)
+    root = tmp_path / "checkpoints"
+    run_training(TrainJob(config=cfg, dataset=tmp_path / "stream", output=root / "base"), [lambda e: None])
+    prompts = []
+    real_generate = chat_module.generate
+
+    def spy(model, ids, *a, **kw):
+        prompts.append(list(ids))
+        return real_generate(model, ids, *a, **kw)
+
+    monkeypatch.setattr(chat_module, "generate", spy)
+    app = chat_app(root, max_new_tokens=12, model="base")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(app, pilot)
+        session = screen.sessions["A"]
+        pane = screen.query_one("#pane-A", ChatPane)
+        assert session.raw and "base: raw text" in pane.title_parts[1]
+        assert pane.texts()[0][0] == "note" and "continued as plain text" in pane.texts()[0][1]
+        await send(pilot, "the red fox")
+        await settle(app, pilot)
+        assert prompts == [session.tok.encode("the red fox")]  # no tags, no system prompt
+        shown = pane.texts()
+        assert shown[1] == ("user", "the red fox") and shown[2][0] == "assistant"
+        assert session.messages == []  # each message is continued on its own

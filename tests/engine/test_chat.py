@@ -253,3 +253,21 @@ def test_a_turn_that_fails_before_any_reply_is_forgotten(monkeypatch):
     monkeypatch.setattr(chat_module, "generate", Scripted("Hello.</myPT_assistant>"))
     run(session, "Hi again")
     assert session.messages == [Message("user", "Hi again"), Message("assistant", "Hello.")]
+
+
+def test_mypt_chat_no_ui_continues_each_line_as_plain_text_for_a_base_model(monkeypatch, tmp_path, capsys):
+    import io
+
+    from engine.checkpoint import save_checkpoint
+    from mypt_tui.cli.main import main
+
+    save_checkpoint(tmp_path / "ck" / "base", tiny(block_size=512), tokenizer_state=TOK.state(), step=3,
+                    extra={"kind": "pretrain"})  # what a run on a token stream writes
+    fake = Scripted("blue.\nThe sea is blue.<myPT_eot>ignored", "white.<myPT_eot>")
+    monkeypatch.setattr(chat_module, "generate", fake)
+    monkeypatch.setattr("sys.stdin", io.StringIO("the sky is\nsnow is\n"))
+    assert main(["chat", "--model", "base", "--checkpoints", str(tmp_path / "ck"), "--no-ui", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "blue.\nThe sea is blue.\nwhite.\n"  # each reply ends where the document ends
+    assert fake.prompts == [TOK.encode("the sky is"), TOK.encode("snow is")]  # no tags, no history
+    assert "a base model: each line is continued as plain text" in err

@@ -17,7 +17,7 @@ from engine.eval import EvalCancelled, EvalOptions, EvalProgress, difference, ev
 from engine.events import Eval
 from engine.model import GPT, GPTConfig
 from engine.render import SystemPrompt, render_episode, render_prompt, render_turns
-from engine.scoring import episode_turns, score_reply
+from engine.scoring import episode_turns, raw_prompt, score_raw, score_reply
 from engine.tokenizer import gpt2
 from engine.train.job import TrainJob
 from engine.train.loop import run_training
@@ -182,6 +182,31 @@ def test_a_reply_cut_off_at_the_end_is_not_a_turn(tok):
     assert len(episode_turns(r.ids, tok)) == 1
 
 
+# -- raw prompts, for a base model ----------------------------------------------------------------
+
+def test_a_raw_prompt_is_the_conversation_as_plain_lines_without_system_or_tool_blocks(tok):
+    messages = (Message("user", "What is 2 plus 2?"), Message("assistant", "", tool_calls=(CALL,)),
+                Message("toolresult", '{"result": 4}', name="calculator"), Message("assistant", "It is 4."),
+                Message("user", "Thanks!"), Message("assistant", "You are welcome!"))
+    r = render_episode(Episode("e1", messages, system="Be brief."), tok, SystemPrompt())
+    prompts = [tok.decode(raw_prompt(t.prompt, tok)) for t in episode_turns(r.ids, tok)]
+    assert prompts == ["What is 2 plus 2?\n", "What is 2 plus 2?\n", "What is 2 plus 2?\nIt is 4.\nThanks!\n"]
+
+
+def test_a_raw_reply_is_its_first_line(tok):
+    gold = Message("assistant", "The capital of France is Paris.")
+    s = score_raw(gold, tok.encode("The capital of France is Paris.\nThe plural of mouse is mice."), tok)
+    assert (s.exact, s.formatted, s.closed, s.problem, s.reply) == (True, True, True, None,
+                                                                    "The capital of France is Paris.")
+    s = score_raw(gold, tok.encode("The capital of France is Rome.") + [tok.doc_sep_id], tok)
+    assert (s.exact, s.formatted, s.problem) == (False, True, "content differs from the gold answer")
+    ids = tok.encode("The capital of France is Paris and so on")
+    s = score_raw(gold, ids, tok)
+    assert (s.exact, s.closed, s.problem) == (False, False, f"no line end within {len(ids)} tokens")
+    s = score_raw(Message("assistant", "", tool_calls=(CALL,)), tok.encode("4\n"), tok)
+    assert (s.tool_call, s.exact, s.problem) == (False, False, "a raw prompt cannot make the gold turn's tool call")
+
+
 # -- end to end on a tiny trained char model ------------------------------------------------------
 
 FAMILIES = {"colour": ("What colour is item {i}?", "Blue."), "shape": ("What shape is item {i}?", "Round."),
@@ -279,8 +304,8 @@ def test_cli_json_schema(trained, capsys):
     assert (out["schema"], out["split"], out["limit"], out["episodes"], out["difference"]) == (
         "mypt_eval_v1", "val", 5, 5, None)
     (m,) = out["models"]
-    assert list(m) == ["model", "checkpoint", "step", "seconds", "overall", "families"]
-    assert m["model"] == str(trained["run"]) and m["step"] == 60
+    assert list(m) == ["model", "checkpoint", "step", "prompts", "seconds", "overall", "families"]
+    assert m["model"] == str(trained["run"]) and m["step"] == 60 and m["prompts"] == "chat"
     assert list(m["overall"]) == ["episodes", "turns", "exact_match", "format_compliance", "tool_turns",
                                   "tool_call_validity", "val_loss", "token_accuracy", "supervised_tokens",
                                   "exact_turns", "formatted_turns", "valid_tool_turns"]
@@ -354,3 +379,26 @@ def test_tool_turns_are_found_in_a_prepared_tool_set(tmp_path):
     calls = [t for t in r.turns if t.score.tool_call is not None]
     assert [t.turn for t in calls] == [1, 1, 1]
     assert all(t.gold.startswith('<myPT_toolcall>{"name": "calculator"') for t in calls)
+
+
+def test_cli_compares_a_base_model_in_raw_prompts_with_a_chat_model(trained, capsys):
+    """`mypt eval --model BASE --model SFT`: one table, the base asked in plain text (its checkpoint
+    says it was trained on a token stream), the SFT model in the chat format."""
+    ds = open_dataset(trained["data"])
+    torch.manual_seed(0)
+    base = GPT(GPTConfig(n_layer=2, n_embd=32, n_head=2, block_size=64, vocab_size=ds.tokenizer().model_vocab_size))
+    save_checkpoint(trained["root"] / "base", base, tokenizer_state=ds.tokenizer().state(), step=2,
+                    extra={"kind": "pretrain"})
+    args = ["eval", "--model", str(trained["root"] / "base"), "--model", str(trained["run"]),
+            "--dataset", str(trained["data"]), "--limit", "4"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == f"A: {trained['root'] / 'base'} (step 2) · raw prompts: a base model, asked in plain text, " \
+                       f"its first line scored" + lines[1][lines[1].rindex("  ("):]
+    assert lines[2].startswith(f"B: {trained['run'] / 'step_000060'} (step 60) · chat prompts  (")
+    overall = lines[-1].split()
+    assert overall[:6] == ["overall", "4", "4", "0.0%", "100.0%", "+100.0"]  # exact match A, B, B-A
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [m["prompts"] for m in out["models"]] == ["raw", "chat"]
+    assert out["difference"]["overall"]["exact_match"] == 1.0

@@ -10,6 +10,7 @@ import pytest
 
 from engine.audit import read_audit
 from engine.audit_verify import verify_run
+from engine.checkpoint import load_checkpoint
 from engine.config import TrainConfig
 from engine.corpus import CorpusOptions, prepare_corpus
 from engine.events import RunStart, Step
@@ -80,6 +81,8 @@ def test_chat_sft_continues_from_the_pretrained_base(corpus, tmp_path):
     start = next(e for e in events if isinstance(e, RunStart))
     assert result.reason == "completed" and start.init == str(base.final_checkpoint)
     assert start.model["n_layer"] == 2 and start.preflight["kind"] == "sft"  # the base's architecture
+    # the base is asked in plain text (generate, chat, eval); the SFT model in the chat format
+    assert load_checkpoint(base.final_checkpoint).base_model and not load_checkpoint(result.final_checkpoint).base_model
     prepared(tmp_path, varied(24), name="chat_gpt2", tokenization="gpt2", val_split=0.2, seed=2)
     with pytest.raises(TrainError, match="tokeniz"):
         train(tmp_path / "chat_gpt2", tmp_path / "sft2", tiny(batching="pack"), init=str(base.final_checkpoint))

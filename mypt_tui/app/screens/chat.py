@@ -30,7 +30,7 @@ from mypt_tui.app.widgets.chat_view import ChatPane, ChatTurn
 from mypt_tui.app.widgets.dialogs import ErrorDialog
 from mypt_tui.app.widgets.nav import NAV_BINDINGS, NavBar
 from mypt_tui.app.widgets.sampling import SamplingControls
-from mypt_tui.present.checkpoints import checkpoint_options, newest_choice, pane_title
+from mypt_tui.present.checkpoints import checkpoint_options, newest_choice, pane_title, raw_note
 from mypt_tui.present.fit import elide_middle
 from mypt_tui.services.replies import Segment, stream_replies
 
@@ -263,6 +263,8 @@ class ChatScreen(Screen):
         pane.set_title(*pane_title(message.session, self.root))
         if pane.texts():
             pane.add(ChatTurn("note", f"now talking to {message.path} (a new conversation)"))
+        if raw_note(message.session):
+            pane.add(ChatTurn("note", raw_note(message.session)))
 
     # -- sending ------------------------------------------------------------------------------
 

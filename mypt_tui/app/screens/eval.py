@@ -51,6 +51,13 @@ def open_eval(screen, checkpoint: str | Path, root: str | Path = "checkpoints") 
         screen.notify(f"{path} does not say which prepared dataset it was trained on; run "
                       f"`mypt eval --model {path} --dataset DIR`", title="Eval", severity="warning")
         return
+    from engine.stream import is_stream
+
+    if is_stream(Path(dataset)):
+        screen.notify(f"{path} was pretrained on a token stream, which has no episodes to score; run "
+                      f"`mypt eval --model {path} --dataset DIR` on a prepared chat set (a base model is asked "
+                      "in plain text)", title="Eval", severity="warning")
+        return
     screen.app.push_screen(EvalScreen(path, dataset, checkpoints_root=root))
 
 

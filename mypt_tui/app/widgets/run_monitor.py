@@ -20,7 +20,7 @@ from mypt_tui.app.widgets.audit_log import AuditLog
 from mypt_tui.app.widgets.eval_panel import EvalPanel
 from mypt_tui.app.widgets.loss_plot import LossPlot
 from mypt_tui.app.widgets.step_record import StepRecord
-from mypt_tui.present.audit_lines import AuditEntry, epoch_note
+from mypt_tui.present.audit_lines import AuditEntry, epoch_note, unit_of
 from mypt_tui.present.console import device_use, done_line
 from mypt_tui.present.numbers import fmt_duration, loss
 
@@ -236,7 +236,8 @@ class RunMonitor(Vertical):
                 self.set_status(f"{'Resumed' if ev.resumed else 'Started'} {ev.run_dir} at step {ev.step} "
                                 f"(weights: {ev.init}; {ev.model.get('params', 0):,} parameters)")
             elif isinstance(ev, EpochEnd) and not replay:
-                lines.append(AuditEntry(note=epoch_note(ev.epoch, ev.step, ev.trained, ev.dropped)))
+                unit = unit_of(self.run.step.episodes if self.run.step else ())  # episodes, or windows of a stream
+                lines.append(AuditEntry(note=epoch_note(ev.epoch, ev.step, ev.trained, ev.dropped, unit)))
             elif isinstance(ev, CheckpointSaved):
                 self.set_status(f"step {ev.step}: saved {ev.kind} checkpoint {ev.path}")
             elif isinstance(ev, RunWarning):
