@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 TYPED = "¤"  # a character no other text on the screen has
-KEYS = {"f1": b"\x1bOP", "f2": b"\x1bOQ", "tab": b"\t", TYPED: TYPED.encode(), "ctrl+u": b"\x15", "end": b"\x1b[F", "q": b"q",
-        "ctrl+c": b"\x03", "escape": b"\x1b", "ctrl+t": b"\x14", "enter": b"\r",
+KEYS = {"f1": b"\x1bOP", "f2": b"\x1bOQ", "tab": b"\t", TYPED: TYPED.encode(), "ctrl+u": b"\x15", "end": b"\x1b[F",
+        "q": b"q", "ctrl+c": b"\x03", "escape": b"\x1b", "ctrl+t": b"\x14", "enter": b"\r",
         "click_flags": b"\x1b[<0;70;4M\x1b[<0;70;4m"}  # a mouse click (SGR) on the Flags field, at 100x30
 MARKERS = {"f2": "Best Val", "f1": "Dataset", "dialog": "Training is running", "escape": "Stop run"}
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][A-Z0-9]|\x1b[=>78]"
