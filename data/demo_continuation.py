@@ -9,9 +9,10 @@ only guess (one of 8 to 12 values per question).
 
 Each person has four facts (town, job, fruit, pet). The prose tells each fact under five
 phrasings, in several short biographies per person with the facts in a shuffled order (the
-"knowledge augmentation" that lets a model use a fact outside the sentence it read it in). An
-answer is one sentence in the form the prose also uses, so SFT teaches the format and the model
-recalls the fact.
+"knowledge augmentation" that lets a model use a fact outside the sentence it read it in). The
+prose also holds the SFT people's questions, each followed by its answer ("mixed training": the
+pretraining sees what a question asks for, about the SFT half only). An answer is one sentence in
+a form the prose uses, so SFT teaches the format and the model recalls the fact.
 """
 
 from __future__ import annotations
@@ -50,26 +51,33 @@ BIOGRAPHIES = 8  # per person, each with every fact once, phrasings and order dr
 
 
 def people(rng: random.Random) -> list[dict[str, str]]:
+    """PEOPLE made-up one-word names (three syllables, none the start of another) and their facts."""
     names: set[str] = set()
     while len(names) < PEOPLE:
-        first = (rng.choice(SYLLABLES) + rng.choice(SYLLABLES)).capitalize()
-        last = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
-        names.add(f"{first} {last}")
+        name = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+        if not any(n.startswith(name) or name.startswith(n) for n in names):
+            names.add(name)
     ordered = sorted(names)
     rng.shuffle(ordered)
     return [{"name": n, **{k: rng.choice(v) for k, v in VALUES.items()}} for n in ordered]
 
 
-def corpus(rng: random.Random, folk: list[dict[str, str]]) -> list[dict]:
-    """The pretraining prose: short biographies, one document each, in a shuffled order."""
+def corpus(rng: random.Random, folk: list[dict[str, str]]) -> list[str]:
+    """The pretraining documents, shuffled: BIOGRAPHIES short biographies per person (each fact
+    once, in a shuffled order, under every phrasing in turn), and for the SFT people only, their
+    questions each followed by its answer (mixed training: what a question asks, seen in prose)."""
     docs = []
     for person in folk:
-        for _ in range(BIOGRAPHIES):
+        turns = {f: rng.sample(PROSE[f], len(PROSE[f])) for f in PROSE}  # every phrasing once per 5 bios
+        for b in range(BIOGRAPHIES):
             facts = list(PROSE)
             rng.shuffle(facts)
-            docs.append(" ".join(rng.choice(PROSE[f]).format(n=person["name"], v=person[f]) for f in facts))
+            docs.append(" ".join(turns[f][b % len(turns[f])].format(n=person["name"], v=person[f])
+                                 for f in facts))
+    sft, _ = qa_sets(folk)
+    docs += [f"{ep['messages'][0]['content']} {ep['messages'][1]['content']}" for ep in sft]
     rng.shuffle(docs)
-    return [{"text": d} for d in docs]
+    return docs
 
 
 def qa_sets(folk: list[dict[str, str]]) -> tuple[list[dict], list[dict]]:

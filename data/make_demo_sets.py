@@ -1,6 +1,6 @@
 """Generate the demo gold sets in data/ (deterministic: the same files, byte for byte, every run).
 
-    python data/make_demo_sets.py           # rewrite the four files next to this script
+    python data/make_demo_sets.py           # rewrite the files next to this script
     python data/make_demo_sets.py --check   # exit 1 if the committed files differ from the output
 
 Why the sets look the way they do: the demo trains a tiny GPT from scratch on a 2-core CPU for
@@ -15,6 +15,10 @@ model only has to route the expression and state the result.
 Files (MyPT gold schema, one episode a line):
     demo_chat.jsonl / demo_chat_heldout.jsonl    lookups, small talk, multi-turn follow-ups
     demo_tool.jsonl / demo_tool_heldout.jsonl    calculator tool calls, and questions needing none
+The continuation demo (pretraining, then chat SFT on top; see demo_continuation.py):
+    demo_continuation_corpus.txt                 the pretraining prose, one document a paragraph
+    demo_continuation_sft.jsonl                  chat SFT: questions about the first half of the people
+    demo_continuation_heldout.jsonl              questions about the other half, told only in the prose
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_families.py and demo_tables.py lie beside it
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_families.py, demo_tables.py, ... lie beside it
+import demo_continuation  # noqa: E402
 from demo_families import (  # noqa: E402
     FOLLOW_FAMILIES,
     FOLLOW_HELDOUT,
@@ -45,6 +50,8 @@ SEED = 1234
 DATA_DIR = Path(__file__).resolve().parent
 CHAT_FILE, CHAT_HELDOUT_FILE = "demo_chat.jsonl", "demo_chat_heldout.jsonl"
 TOOL_FILE, TOOL_HELDOUT_FILE = "demo_tool.jsonl", "demo_tool_heldout.jsonl"
+CONT_CORPUS_FILE, CONT_SFT_FILE = "demo_continuation_corpus.txt", "demo_continuation_sft.jsonl"
+CONT_HELDOUT_FILE = "demo_continuation_heldout.jsonl"
 
 
 # -- chat episodes ------------------------------------------------------------------------------
@@ -278,12 +285,28 @@ def untaught(train: list[dict], heldout: list[dict]) -> list[str]:
                    and ep["meta"]["family"] not in ("calculator", "calculator_multi_turn")})
 
 
+def continuation_sets() -> tuple[list[str], list[dict], list[dict]]:
+    """(prose documents, SFT episodes, held-out episodes); raises ValueError if a held-out person
+    is named in SFT or a held-out answer is not told, word for word, in the prose."""
+    rng = random.Random(SEED)  # its own generator: the other sets do not shift it
+    folk = demo_continuation.people(rng)
+    docs = demo_continuation.corpus(rng, folk)
+    sft, heldout = demo_continuation.qa_sets(folk)
+    sft_text = "\x00".join(m["content"] for ep in sft for m in ep["messages"])
+    if named := sorted({p["name"] for p in folk[len(folk) // 2:] if p["name"] in sft_text}):
+        raise ValueError(f"continuation: held-out people named in SFT: {named[:5]}")
+    prose = "\n".join(docs)
+    if untold := [ep["messages"][1]["content"] for ep in heldout if ep["messages"][1]["content"] not in prose]:
+        raise ValueError(f"continuation: held-out answers not told in the prose: {untold[:5]}")
+    return docs, sft, heldout
+
+
 def jsonl(episodes: list[dict]) -> str:
     return "".join(json.dumps(ep, ensure_ascii=False) + "\n" for ep in episodes)
 
 
 def build() -> dict[str, str]:
-    """File name -> file text of all four demo sets. Raises ValueError if a set breaks a rule."""
+    """File name -> file text of every demo set. Raises ValueError if a set breaks a rule."""
     rng = random.Random(SEED)
     chat, chat_held = chat_sets(rng)
     tool, tool_held = tool_sets(rng)
@@ -294,8 +317,11 @@ def build() -> dict[str, str]:
     for name, tr, he in (("chat", chat, chat_held), ("tool", tool, tool_held)):
         if bad := untaught(tr, he):
             raise ValueError(f"{name}: held-out answers never taught in training: {bad[:5]}")
+    docs, cont_sft, cont_held = continuation_sets()
     return {CHAT_FILE: jsonl(chat), CHAT_HELDOUT_FILE: jsonl(chat_held),
-            TOOL_FILE: jsonl(tool), TOOL_HELDOUT_FILE: jsonl(tool_held)}
+            TOOL_FILE: jsonl(tool), TOOL_HELDOUT_FILE: jsonl(tool_held),
+            CONT_CORPUS_FILE: "".join(d + "\n\n" for d in docs),  # a paragraph is a document
+            CONT_SFT_FILE: jsonl(cont_sft), CONT_HELDOUT_FILE: jsonl(cont_held)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.out / f".{n}.tmp"
         tmp.write_bytes(text.encode())
         tmp.replace(args.out / n)
-        print(f"{args.out / n}: {text.count(chr(10))} episodes, {len(text.encode()):,} bytes")
+        print(f"{args.out / n}: {text.count(chr(10))} lines, {len(text.encode()):,} bytes")
     return 0
 
 

@@ -98,7 +98,8 @@ def test_every_shipped_config_loads_and_round_trips_through_to_toml(path):
 
 def test_shipped_configs_are_the_demos_and_the_guides_two():
     assert [str(p.relative_to(ROOT)) for p in SHIPPED] == [
-        "configs/demo/base.toml", "configs/demo/chat.toml", "configs/demo/tool.toml",
+        "configs/demo/base.toml", "configs/demo/chat.toml", "configs/demo/continuation.toml",
+        "configs/demo/pretrain.toml", "configs/demo/tool.toml",
         "configs/sft1/750M_1024_chat_sft_phase3a.toml", "configs/sft1/750M_1024_tool_sft_phase3b.toml"]
 
 

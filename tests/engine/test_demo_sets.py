@@ -173,3 +173,34 @@ def test_the_app_calculator_returns_the_gold_results(sets):
             if call.tool_calls:
                 got = tools.call("calculator", call.tool_calls[0].arguments)
                 assert (got.ok, got.content) == (True, result.content), ep.id
+
+
+# -- the continuation demo ----------------------------------------------------------------------
+
+def _person(ep: dict) -> str:
+    """The person an episode asks about: the first word of its answer ("Viklohol lives in ...")."""
+    return re.split(r"[ ']", ep["messages"][1]["content"])[0]
+
+
+def test_continuation_heldout_people_never_appear_in_sft():
+    sft, held = _raw("demo_continuation_sft.jsonl"), _raw("demo_continuation_heldout.jsonl")
+    sft_text = "\x00".join(m["content"] for ep in sft for m in ep["messages"])
+    held_people = {_person(ep) for ep in held}
+    assert len(held_people) == len({_person(ep) for ep in sft}) == 20  # a real half each
+    assert all(p in ep["messages"][0]["content"] for ep in held for p in [_person(ep)])
+    assert sorted(p for p in held_people if p in sft_text) == []
+
+
+def test_continuation_every_heldout_fact_is_told_in_the_prose():
+    prose = (DATA / "demo_continuation_corpus.txt").read_text(encoding="utf-8")
+    docs = [d for d in prose.split("\n\n") if d.strip()]
+    held = _raw("demo_continuation_heldout.jsonl")
+    assert len(held) == 80  # four facts of each held-out person
+    for ep in held:
+        answer = ep["messages"][1]["content"]  # the fact in one of the prose's phrasings
+        assert answer in prose, answer
+        # in biographies only (no question about a held-out person, even in the prose), each of
+        # which tells the fact under some phrasing: the model can learn it from several sentences
+        person, value = _person(ep), answer.rstrip(".").split()[-1]
+        bios = [d for d in docs if re.search(rf"\b{person}\b", d)]
+        assert len(bios) >= 5 and all("?" not in d and value in d for d in bios), answer
