@@ -59,6 +59,15 @@ class Detached:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def detached_env() -> dict[str, str]:
+    """This process's environment, less the OpenMP wait policy the app set for its own UI: a
+    detached run has no UI to share the cores with, and passive waits slow it down."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if env.pop("MYPT_APP_OMP_WAIT_POLICY", None):
+        env.pop("OMP_WAIT_POLICY", None)
+    return env
+
+
 def start_detached(request: TrainRequest) -> Detached:
     """Start `mypt train --no-ui` for the request in a new session, detached from this terminal.
 
@@ -74,7 +83,7 @@ def start_detached(request: TrainRequest) -> Detached:
         log = run_dir.parent / f".{run_dir.name}.{CONSOLE_LOG}"
     with open(log, "ab") as out:
         proc = subprocess.Popen(headless_command(request), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                start_new_session=True, env=detached_env())
     return Detached(proc.pid, run_dir, log, proc, adopted=log.parent == run_dir)
 
 

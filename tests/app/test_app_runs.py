@@ -274,3 +274,15 @@ async def test_a_run_that_finishes_while_listed_shows_its_whole_status(tmp_path)
         await pilot.pause(0.2)
         row = next(line for line in screen_text(app).splitlines() if line.lstrip().startswith("live"))
         assert row.split()[:3] == ["live", "completed", "10/10"]
+
+
+def test_a_detached_run_starts_without_the_apps_passive_openmp_waits(monkeypatch):
+    """The app sets OMP_WAIT_POLICY=PASSIVE for its own UI; a detached run has none and trains at full speed."""
+    from mypt_tui.services.processes import detached_env
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("MYPT_APP_OMP_WAIT_POLICY", "1")
+    env = detached_env()
+    assert "OMP_WAIT_POLICY" not in env and "MYPT_APP_OMP_WAIT_POLICY" not in env and env["PYTHONUNBUFFERED"] == "1"
+    monkeypatch.delenv("MYPT_APP_OMP_WAIT_POLICY")  # the user's own setting is kept
+    assert detached_env()["OMP_WAIT_POLICY"] == "PASSIVE"
