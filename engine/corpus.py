@@ -31,6 +31,7 @@ from .atomic import replace_folder
 from .dataset_writer import TOKEN_DTYPE
 from .errors import MyptError
 from .layout import METADATA_FILE, STREAM_FORMAT, TEMP_PREFIX, TOKENIZATIONS, TOKENIZER_FILE
+from .provenance import file_sha256
 from .stream import is_stream, shard_name
 from .tokenizer import Tokenizer, load_tokenizer
 
@@ -257,7 +258,7 @@ def _write(opts: CorpusOptions, src: Path, dest: Path, progress: Callable[[int],
 
 def _metadata(opts: CorpusOptions, tok: Tokenizer, src: Path, writers: dict[str, ShardWriter],
               skipped: list[str], total_skipped: int) -> dict:
-    files = [{"file": f.name, "sha256": _sha256(f)} for f in corpus_files(src)]
+    files = [{"file": f.name, "sha256": file_sha256(f)} for f in corpus_files(src)]
     train, val = writers["train"], writers["val"]
     return {
         "format": STREAM_FORMAT, "schema": STREAM_FORMAT, "kind": "pretrain",
@@ -272,10 +273,3 @@ def _metadata(opts: CorpusOptions, tok: Tokenizer, src: Path, writers: dict[str,
         "created_by": "mypt prepare pretrain", "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -50,12 +50,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def stream_of(request) -> str:  # noqa: ANN001 - engine.train.job.TrainRequest
     """MyPT's `train.py --input_file`: the text prepared as a token stream under data/prepared/,
     or the one prepared before from the same bytes. TrainError when --dataset is given too."""
-    import hashlib
-    import json
     from pathlib import Path
 
     from engine.corpus import CorpusError, CorpusOptions, prepare_corpus
-    from engine.layout import METADATA_FILE
+    from engine.provenance import prepared_from
     from engine.train.job import TrainError
 
     if request.dataset:
@@ -64,14 +62,9 @@ def stream_of(request) -> str:  # noqa: ANN001 - engine.train.job.TrainRequest
     if not src.is_file():
         raise TrainError(f"--input_file {src}: no such file")
     out = Path("data") / "prepared" / f"{src.stem}_stream"
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    try:
-        meta = json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))
-        if [f["sha256"] for f in meta["inputs"][0]["files"]] == [digest] and \
-                meta.get("tokenization") == (request.tokenization or "gpt2"):
-            return str(out)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        pass
+    meta = prepared_from(out, [src])
+    if meta is not None and meta.get("tokenization") == (request.tokenization or "gpt2"):
+        return str(out)
     print(f"preparing {src} as a token stream in {out} ...", file=sys.stderr)
     try:
         prepare_corpus(CorpusOptions(src, out, tokenization=request.tokenization or "gpt2", overwrite=out.exists()))

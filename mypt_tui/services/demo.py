@@ -9,8 +9,6 @@ current directory, as for every other mypt command.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +18,7 @@ from typing import Callable
 import tomli
 
 from engine.config.evaluation import eval_path_candidates
-from engine.layout import METADATA_FILE
+from engine.provenance import prepared_from
 from engine.train.job import SCRATCH, TrainRequest
 from mypt_tui.flags import parse_train_flags
 
@@ -114,14 +112,6 @@ def find_demo(dataset: str | Path, root: Path | None = None) -> Demo | None:
     return next((d for d in candidates if d.dataset.resolve() == target), None)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def is_prepared(demo: Demo) -> bool:
     """The demo's set and its companions' (its eval sets) prepared, from the gold files as they are now."""
     return all(_current(d) for d in (demo, *demo.companions))
@@ -129,13 +119,7 @@ def is_prepared(demo: Demo) -> bool:
 
 def _current(demo: Demo) -> bool:
     """Prepared, and from the gold files as they are now (an edited gold set is prepared again)."""
-    try:
-        meta = json.loads((demo.dataset / METADATA_FILE).read_text(encoding="utf-8"))
-        recorded = {f["file"]: f["sha256"] for src in meta["inputs"] for f in src["files"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    wanted = {p.name: p for p in (demo.input, demo.val_file) if p is not None}
-    return set(recorded) == set(wanted) and all(recorded[n] == _sha256(p) for n, p in wanted.items())
+    return prepared_from(demo.dataset, [p for p in (demo.input, demo.val_file) if p is not None]) is not None
 
 
 _prepare_lock = threading.Lock()  # the app may ask from two workers at once

@@ -196,3 +196,24 @@ def test_temperature_zero_is_greedy_over_the_penalised_logits():
     chat_greedy = preset("chat", temperature=0.0, repetition_penalty=2.0)
     assert next_token(logits, chat_greedy, seen=seen) == 1  # the preset's penalty still applies
     assert next_token(logits, preset("deterministic"), seen=seen) == 0  # penalty 1: plain argmax
+
+
+def test_input_file_is_prepared_once_and_again_when_the_text_changes(tmp_path, monkeypatch, capsys):
+    """MyPT's `train.py --input_file`: the text becomes data/prepared/<stem>_stream, reused while
+    the file is unchanged and prepared again when it changes."""
+    from engine.train.job import TrainRequest
+    from mypt_tui.cli.prepare_text import stream_of
+
+    monkeypatch.chdir(tmp_path)
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Paragraph {k} about the fox.\n\n" for k in range(50)))
+    request = TrainRequest(output="run", input_file=str(book), tokenization="char")
+    assert stream_of(request) == "data/prepared/book_stream"
+    assert "preparing" in capsys.readouterr().err
+    shard = tmp_path / "data/prepared/book_stream/train/shard_00000.bin"
+    first = shard.stat().st_mtime_ns
+    assert stream_of(request) == "data/prepared/book_stream"
+    assert "preparing" not in capsys.readouterr().err and shard.stat().st_mtime_ns == first
+    book.write_text(book.read_text() + "One more paragraph.\n")
+    stream_of(request)
+    assert "preparing" in capsys.readouterr().err
