@@ -22,10 +22,9 @@ from engine.model import GPT, GPTConfig
 from engine.runs import checkpoints_in
 from engine.sizing import flops_per_token, training_flops
 from engine.train import loop
-from engine.train.job import TrainJob
-from engine.train.loop import run_training
 from engine.train.setup import SupervisedLoss
 from helpers_data import prepared, varied
+from helpers_train import tiny, train
 from mypt_tui.present.console import progress_line
 
 # FlexAttention and SDPA with the dense mask sum the same products in another order: on fp32
@@ -188,28 +187,6 @@ def dataset(tmp_path_factory):
     return tmp / "out"
 
 
-def tiny(**kw) -> TrainConfig:
-    base = dict(n_layer=2, n_embd=32, n_head=2, block_size=96, dropout=0.0, learning_rate=3e-3, batch_size=4,
-                max_iters=20, warmup_iters=2, eval_interval=10, eval_iters=2, save_every=10, grad_clip=1.0,
-                device="cpu", precision="fp32", batching="pack", episode_min_tokens=4, log_interval=5)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-class Recorder:
-    def __init__(self, stop_at=None):
-        self.events, self.stop_at = [], stop_at
-
-    def __call__(self, ev):
-        self.events.append(ev)
-
-    def should_stop(self):
-        return self.stop_at is not None and any(isinstance(e, Step) and e.step >= self.stop_at for e in self.events)
-
-    def steps(self):
-        return [e for e in self.events if isinstance(e, Step)]
-
-
 @pytest.fixture
 def fused(monkeypatch):
     """A fused AdamW on the CPU (as a GPU run gets one); `deferred(bool)` chooses the read-back mode,
@@ -228,13 +205,6 @@ def fused(monkeypatch):
         monkeypatch.setattr(loop, "defers_readback", lambda run: on)
         counts["flushes"] = 0
     return deferred, counts
-
-
-def train(dataset, out, cfg, stop_at=None, **job):
-    rec = Recorder(stop_at)
-    result = run_training(TrainJob(config=cfg, dataset=dataset, output=out, **job), [rec],
-                          should_stop=rec.should_stop)
-    return result, rec
 
 
 def test_deferred_read_backs_give_every_step_the_same_loss_event_and_audit(dataset, tmp_path, fused):

@@ -14,7 +14,6 @@ from engine.audit import find_episode
 from engine.audit_verify import verify_audit
 from engine.batching import collate
 from engine.checkpoint import load_model
-from engine.config import TrainConfig
 from engine.dataset import open_dataset
 from engine.events import Done, Eval, RunError, RunStart, Step
 from engine.model import GPT, GPTConfig
@@ -24,6 +23,7 @@ from engine.train.job import TrainError, TrainJob, TrainRequest, build_job
 from engine.train.loop import run_training
 from engine.train.setup import SupervisedLoss
 from helpers_data import prepared, varied
+from helpers_train import Recorder, tiny, train
 
 
 @pytest.fixture(scope="module")
@@ -31,38 +31,6 @@ def dataset(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("data")
     prepared(tmp, varied(48), tokenization="char", val_split=0.25, seed=1)
     return tmp / "out"
-
-
-def tiny(**kw) -> TrainConfig:
-    base = dict(n_layer=2, n_embd=32, n_head=2, block_size=96, dropout=0.0, learning_rate=3e-3, batch_size=4,
-                max_iters=20, warmup_iters=2, eval_interval=10, eval_iters=2, save_every=10, grad_clip=1.0,
-                device="cpu", precision="fp32", batching="pack", episode_min_tokens=4, log_interval=5)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-class Recorder:
-    def __init__(self, stop_at: int | None = None):
-        self.events = []
-        self.stop_at = stop_at
-
-    def __call__(self, ev):
-        self.events.append(ev)
-
-    def should_stop(self) -> bool:
-        return self.stop_at is not None and any(isinstance(e, Step) and e.step >= self.stop_at for e in self.events)
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def losses(self) -> dict[int, float]:
-        return {e.step: e.loss for e in self.of(Step)}
-
-
-def train(dataset, out, cfg, **job):
-    rec = Recorder(job.pop("stop_at", None))
-    result = run_training(TrainJob(config=cfg, dataset=dataset, output=out, **job), [rec], should_stop=rec.should_stop)
-    return result, rec
 
 
 def test_resume_after_10_of_20_steps_reproduces_the_losses_exactly(dataset, tmp_path):
