@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 
 from engine.train.job import TrainRequest
@@ -55,7 +55,9 @@ class MyptApp(App):
         Binding("ctrl+c", "quit", "Stop and quit", priority=True, show=False),
     ]
 
-    run_badge: reactive[str] = reactive("")  # what trains, for the top bar of every screen
+    # What trains, for the top bar of every screen. A var, not a reactive: a reactive on the App
+    # repaints the whole screen on each change (a few times a second while a run trains).
+    run_badge: var[str] = var("")
 
     def __init__(self, *, checkpoints: str | Path = "checkpoints", train_request: TrainRequest | None = None,
                  autostart: bool = False, mode: str = "train") -> None:

@@ -60,12 +60,8 @@ class Detached:
 
 
 def detached_env() -> dict[str, str]:
-    """This process's environment, less the OpenMP wait policy the app set for its own UI: a
-    detached run has no UI to share the cores with, and passive waits slow it down."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if env.pop("MYPT_APP_OMP_WAIT_POLICY", None):
-        env.pop("OMP_WAIT_POLICY", None)
-    return env
+    """This process's environment, unbuffered: the run's console.log shows each line as it is printed."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def start_detached(request: TrainRequest) -> Detached:

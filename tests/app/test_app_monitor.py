@@ -90,6 +90,33 @@ async def test_the_loss_plot_is_readable_late_in_a_run(tmp_path):
         assert 100 <= first_tick <= 110, shown  # the x axis starts at step 100
 
 
+def last_step_tick(app) -> int:
+    """The last label of the plot's x axis, as the screen shows it."""
+    region = app.train_screen.monitor.plot.region
+    lines = [line[region.x:region.right] for line in screen_text(app).splitlines()[region.y:region.bottom]]
+    return int(next(line for line in lines if re.fullmatch(r"\s*\d+(\s+\d+)+\s*", line)).split()[-1])
+
+
+async def test_new_points_are_drawn_within_a_second_without_a_timer_of_their_own(tmp_path):
+    """The plot is drawn in the screen's own repaint, at most once a second (a plot build costs a
+    repaint's worth of the UI's time): points that arrive just after a draw wait for the next, and
+    are drawn although no more events come (a run gone quiet: a long eval, a checkpoint)."""
+    app = MyptApp(checkpoints=tmp_path / "ckpt")
+    async with app.run_test(size=SIZE) as pilot:
+        await feed(app, pilot, [run_start(tmp_path / "run"), *(step(n) for n in range(1, 6))])
+        plot = app.train_screen.monitor.plot
+        assert last_step_tick(app) == 5
+        plot.add_train(6, 1.0)
+        plot.redraw()
+        drawn = plot._version
+        for n in range(7, 41):
+            plot.add_train(n, 1.0)
+        plot.redraw_if_due()
+        assert plot._version == drawn  # drawn a moment ago: not again yet
+        await wait_for(pilot, lambda: last_step_tick(app) == 40, "the new points drawn by the screen's next updates",
+                       timeout=5)
+
+
 def test_smoothing_follows_the_level_not_the_noise():
     ys = [1.0 if n % 2 else 3.0 for n in range(200)]
     out = smooth(ys, 20)

@@ -32,7 +32,7 @@ from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, fi
 from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
 
-DRAIN_INTERVAL = 0.25  # seconds between UI updates from the event stream
+DRAIN_INTERVAL = 0.5  # seconds between UI updates from the event stream
 STATE_TEXT = {SessionState.TRAINING: "training in this app", SessionState.STOPPING: "stopping ..."}
 
 

@@ -8,12 +8,14 @@ step: it is drawn faint as it is, with a smoothed curve over it. Val loss is mea
 
 Redrawing costs about 10 ms at 1k points and over half a second at 100k, so the widget keeps
 every point but plots about twice its width per series (means of equal buckets), new points at
-most once a second, and a repaint with nothing new reuses the last build.
+most once a second (`redraw_if_due`, called by the screen's own update so that both share one
+repaint), and a repaint with nothing new reuses the last build.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from textual.app import RenderResult
@@ -59,7 +61,7 @@ def last_steps(series: Series, window: int | None, last: int) -> Series:
 
 
 class LossPlot(PlotextPlot):
-    """Loss curves of one run. Add points; a timer draws them (`redraw()` draws at once)."""
+    """Loss curves of one run. Add points, then `redraw_if_due()` (or `redraw()`, at once)."""
 
     DEFAULT_CSS = """
     LossPlot { min-height: 6; }
@@ -74,10 +76,7 @@ class LossPlot(PlotextPlot):
         self._dirty = True
         self._version = 0  # bumped by each redraw: the cached render is of this version
         self._rendered: tuple[tuple, RenderResult] | None = None
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.set_interval(REDRAW_INTERVAL, self.redraw)
+        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
 
     def render(self) -> RenderResult:
         key = (self.size, self._version, self.app.theme, self.theme)
@@ -137,11 +136,17 @@ class LossPlot(PlotextPlot):
         self._dirty = True
         self.redraw()
 
+    def redraw_if_due(self) -> None:
+        """Draw new points if the last draw is REDRAW_INTERVAL old (a build costs a repaint's worth)."""
+        if self._dirty and time.monotonic() - self._drawn_at >= REDRAW_INTERVAL:
+            self.redraw()
+
     def redraw(self) -> None:
         """Draw the held points if anything changed since last time."""
         if not self._dirty:
             return
         self._dirty = False
+        self._drawn_at = time.monotonic()
         self._version += 1
         self.refresh()
 

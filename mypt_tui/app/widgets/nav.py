@@ -56,4 +56,4 @@ class NavBar(Horizontal):
             self.watch(self.app, "run_badge", self._badge_changed)
 
     def _badge_changed(self, text: str) -> None:
-        self.query_one("#nav-badge", Static).update(text)
+        self.query_one("#nav-badge", Static).update(text, layout=False)  # one line of fixed size

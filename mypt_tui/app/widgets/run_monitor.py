@@ -206,6 +206,7 @@ class RunMonitor(Vertical):
         `load_audit`, whose run starts must not clear the audit log."""
         fed = Fed()
         if not events:
+            self.plot.redraw_if_due()  # the last batch's points, once their second is up
             return fed
         lines: list[AuditEntry] = []
         plot = self.plot
@@ -253,7 +254,9 @@ class RunMonitor(Vertical):
         with self.app.batch_update():
             self.audit.add(lines)
             if fed.done is not None or fed.started is not None or replay:
-                plot.redraw()  # else its own timer draws the new points, at most once a second
+                plot.redraw()
+            else:
+                plot.redraw_if_due()  # at most once a second, in this same repaint
             self._render_numbers()
             self.evals.feed(events)
         return fed
@@ -270,10 +273,11 @@ class RunMonitor(Vertical):
             return
         bar.update(total=max(self.max_iters, s.step), progress=s.step)
         progress.update(f"epoch {s.epoch} ({s.epoch_progress:.0%}) · step {s.step}/{self.max_iters} · "
-                        + (self.run.ended or f"ETA {fmt_duration(s.eta_s)}"))
+                        + (self.run.ended or f"ETA {fmt_duration(s.eta_s)}"), layout=False)
         val = ""
         if self.run.eval is not None:
             val = f" · val {loss(self.run.val_loss)}"
             if self.run.best_val_loss is not None:
                 val += f" (best {loss(self.run.best_val_loss)})"
-        metrics.update(f"loss {loss(s.loss)}{val} · lr {s.lr:.2e} · {s.tokens_per_s:,.0f} tok/s{device_use(s, ' · ')}")
+        metrics.update(f"loss {loss(s.loss)}{val} · lr {s.lr:.2e} · {s.tokens_per_s:,.0f} tok/s{device_use(s, ' · ')}",
+                       layout=False)  # one line each: no layout pass a few times a second
