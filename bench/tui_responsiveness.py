@@ -8,20 +8,24 @@ For each config:
 1. Headless: `mypt train --no-ui` for a fixed number of steps; its throughput. Once before the
    in-app run and once after, so that a shared machine's drift does not decide the ratio.
 2. In the app: the same job through `mypt train` on a pseudo-terminal (100x30), which opens the
-   real app and starts the run (many more steps, so it outlasts the presses). While it trains,
-   key presses are timed from writing the key until the terminal output shows its effect:
+   real app and starts the run (many more steps, so it outlasts the presses). First the run is
+   watched: the Train screen shows it and no key is pressed. Then, while it trains, key presses
+   are timed from writing the key until the terminal output shows its effect:
    - typing: a character typed into the form's Flags field appears;
    - switching: F2 / F1 switch between the Runs and Train screens (a whole-screen repaint);
    - quit dialog: `q` and ctrl+c on the Runs screen open "Training is running"; `escape` closes it.
    Then the run is stopped (ctrl+t) and typing and switching are timed again with nothing
-   training, and `q` quits. The in-app run's throughput is read from its events.
+   training, and `q` quits.
 
 Throughput is wall-clock: the tokens of each step over the time since the step before (so time
 the trainer spends outside its own step timing, giving the UI its turn, counts), median over the
-steps after warm-up. Targets: while training, median key-to-screen < 100 ms and p95 < 250 ms
-over the keys handled on the screen shown (typing, q / ctrl+c, escape; a screen switch re-lays out
-and repaints the whole terminal, and is reported beside them); in-app throughput >= 0.9x headless
-(the mean of the two headless runs).
+steps after warm-up, or over the steps in a window of time. The in-app run's is read from its
+events twice: while it was watched, and while keys were pressed (a key every third of a second
+for a minute or more, half of them whole-screen switches: far more UI work than watching a run
+asks for; reported beside the target). Targets: while training, median key-to-screen < 100 ms
+and p95 < 250 ms over the keys handled on the screen shown (typing, q / ctrl+c, escape; a screen
+switch re-lays out and repaints the whole terminal, and is reported beside them); in-app
+throughput while watched >= 0.9x headless (the mean of the two headless runs).
 """
 
 from __future__ import annotations
@@ -75,22 +79,25 @@ def done(run: Path) -> bool:
         return False
 
 
-def throughput(run: Path, skip: int) -> float:
-    """Median wall-clock tokens/s over the steps after the first `skip` (warm-up)."""
-    steps = steps_of(run)
-    rates = [b["tokens"] / (b["time"] - a["time"]) for a, b in zip(steps[skip:], steps[skip + 1:])
-             if b["time"] > a["time"]]
-    if not rates:
-        raise SystemExit(f"{run}: no steps after the first {skip}")
-    return statistics.median(rates)
+def throughput(run: Path, skip: int, window: tuple[float, float] | None = None) -> float:
+    """Median wall-clock tokens/s over the steps after the first `skip` (warm-up), or over the
+    steps that ended within `window` (unix seconds)."""
+    steps = steps_of(run)[skip:]
+    pairs = [(a, b) for a, b in zip(steps, steps[1:]) if b["time"] > a["time"]]
+    if window is not None:
+        pairs = [(a, b) for a, b in pairs if window[0] <= a["time"] and b["time"] <= window[1]]
+    if not pairs:
+        raise SystemExit(f"{run}: no steps after the first {skip}" + (" in the window" if window else ""))
+    return statistics.median(b["tokens"] / (b["time"] - a["time"]) for a, b in pairs)
 
 
 class Job:
     """One config on one dataset: the flags of `mypt train` for a run of it."""
 
-    def __init__(self, name: str, config: Path, dataset: Path, headless_steps: int, skip: int) -> None:
+    def __init__(self, name: str, config: Path, dataset: Path, headless_steps: int, skip: int,
+                 watch_s: float) -> None:
         self.name, self.config, self.dataset = name, config, dataset
-        self.headless_steps, self.skip = headless_steps, skip
+        self.headless_steps, self.skip, self.watch_s = headless_steps, skip, watch_s
 
     def argv(self, root: Path, run: str, steps: int) -> list[str]:
         return ["train", "--init", "scratch", "--config", str(self.config), "--dataset", str(self.dataset),
@@ -106,12 +113,12 @@ def make_jobs(names: list[str], tmp: Path) -> list[Job]:
     for name in names:
         if name == "tiny":
             jobs.append(Job("tiny (tests/helpers_app.py TINY_TOML, char set)", tiny_config(tmp, max_iters=10),
-                            tiny_dataset(tmp / "tiny_data"), headless_steps=1000, skip=20))
+                            tiny_dataset(tmp / "tiny_data"), headless_steps=1000, skip=20, watch_s=15))
         elif name == "demo":
             demo = demos(ROOT)["chat"]
             ensure_prepared(demo)
             jobs.append(Job("demo (configs/demo/chat.toml, demo chat set)", ROOT / demo.config, ROOT / demo.dataset,
-                            headless_steps=40, skip=3))
+                            headless_steps=40, skip=3, watch_s=45))
         else:
             raise SystemExit(f"unknown config {name!r}: tiny or demo")
     return jobs
@@ -212,7 +219,16 @@ class Presses:
         time.sleep(self.rng.uniform(0.15, 0.5))  # off the beat of the app's update timers
 
 
-def in_app(job: Job, root: Path, presses: int, timeout: float) -> dict[str, list[float]]:
+class InApp:
+    """What the in-app run gave: key latencies by kind, and the windows (unix seconds) in which it
+    was watched and had keys pressed."""
+
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = {k: [] for k in (*KINDS, "typing, idle", "switching, idle")}
+        self.watched = self.pressed = (0.0, 0.0)
+
+
+def in_app(job: Job, root: Path, presses: int, timeout: float) -> InApp:
     term = Terminal([sys.executable, "-m", "mypt_tui.cli", *job.argv(root, "app", 1_000_000)], 100, 30)
     run = root / "app"
     deadline = time.monotonic() + timeout
@@ -220,8 +236,13 @@ def in_app(job: Job, root: Path, presses: int, timeout: float) -> dict[str, list
         if time.monotonic() > deadline:
             raise SystemExit(f"the in-app run made no steps in {timeout}s")
         time.sleep(0.1)
-    out: dict[str, list[float]] = {k: [] for k in (*KINDS, "typing, idle", "switching, idle")}
+    result = InApp()
+    out = result.latency
     time.sleep(2.0)  # the app lists checkpoints for the Init field just after it starts
+    start = time.time()
+    time.sleep(job.watch_s)
+    result.watched = (start, time.time())
+    start = time.time()
     keys = Presses(term)
     keys.focus_flags()
     for _ in range(presses):
@@ -238,6 +259,7 @@ def in_app(job: Job, root: Path, presses: int, timeout: float) -> dict[str, list
         out["escape"].append(term.press("escape", MARKERS["escape"]))
         keys.pause()
     term.press("f1", MARKERS["f1"])
+    result.pressed = (start, time.time())
     term.send("ctrl+t", settle=0.5)  # stop the run (a final checkpoint), then the same with nothing training
     while not done(run):
         if time.monotonic() > deadline:
@@ -257,7 +279,7 @@ def in_app(job: Job, root: Path, presses: int, timeout: float) -> dict[str, list
     code = term.close()
     if code != 0:
         raise SystemExit(f"the app exited with {code}")
-    return out
+    return result
 
 
 def ms(values: list[float]) -> list[float]:
@@ -277,12 +299,14 @@ def bench(job: Job, presses: int, timeout: float, threads: str) -> bool:
     try:
         load = os.getloadavg()[0]
         before = headless(job, tmp, "headless-before")
-        lat = in_app(job, tmp, presses, timeout)
-        app = throughput(tmp / "app", job.skip)
+        measured = in_app(job, tmp, presses, timeout)
+        watched = throughput(tmp / "app", job.skip, measured.watched)
+        pressed = throughput(tmp / "app", job.skip, measured.pressed)
         after = headless(job, tmp, "headless-after")
         head = (before + after) / 2
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    lat = measured.latency
     busy = [x for k in TARGETED for x in lat[k]]
     print(f"== {job.name}: torch threads {threads}, load average {load:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
@@ -292,9 +316,11 @@ def bench(job: Job, presses: int, timeout: float, threads: str) -> bool:
     med, p95 = statistics.median(v), v[min(len(v) - 1, round(0.95 * (len(v) - 1)))]
     print(f"  {'keys, training':24} {summary(busy)}  (typing, q/ctrl+c, escape; targets: median < 100 ms, "
           "p95 < 250 ms)")
-    print(f"  throughput: headless {head:,.0f} tok/s (before {before:,.0f}, after {after:,.0f}), in app {app:,.0f} "
-          f"tok/s: {app / head:.2f}x (target >= 0.90x)")
-    return med < 100 and p95 < 250 and app / head >= 0.9
+    print(f"  throughput, headless       {head:,.0f} tok/s (before {before:,.0f}, after {after:,.0f})")
+    print(f"  throughput, app, watched   {watched:,.0f} tok/s: {watched / head:.2f}x headless (target >= 0.90x)")
+    print(f"  throughput, app, keys      {pressed:,.0f} tok/s: {pressed / head:.2f}x headless (while the keys above "
+          "were pressed)")
+    return med < 100 and p95 < 250 and watched / head >= 0.9
 
 
 def main() -> int:

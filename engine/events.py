@@ -288,6 +288,11 @@ class EventFollower:
         self._offset = 0
         self._partial = b""
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the file read so far (a file now shorter was rewritten: follow it afresh)."""
+        return self._offset
+
     def poll(self) -> list[Event]:
         try:
             with open(self.path, "rb") as fh:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .events import Done, Eval, Event, RunError, RunStart, Step, read_events
+from .events import Done, Eval, Event, EventFollower, RunError, RunStart, Step
 from .layout import EVENTS_FILE, META_FILE, RUN_FILE, STEP_PREFIX, TRAIN_STATE_FILE
 from .report import ReportCard, overall
 
@@ -120,6 +120,24 @@ class RunInfo:
     report: dict | None = None  # the report card (engine.report, without the probe replies)
 
 
+class RunFold:
+    """A run's events.jsonl folded into its status and report card, as far as it has been read:
+    `update` reads only what was appended since (a live run's file grows by megabytes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.follower = EventFollower(self.path / EVENTS_FILE)
+        self.status, self.card = RunStatus(), ReportCard()
+
+    def update(self) -> None:
+        for ev in self.follower.poll():
+            self.status.apply(ev)
+            self.card.apply(ev)
+
+    def info(self, updated: float) -> RunInfo:
+        return _info(self.path, self.status, self.card, updated)
+
+
 def run_info(path: Path) -> RunInfo:
     """Status, last metrics and report card of a run, from its events.jsonl alone."""
     path = Path(path)
@@ -127,10 +145,12 @@ def run_info(path: Path) -> RunInfo:
     if not events_path.exists():
         return RunInfo(path.name, path, "new")
     updated = events_path.stat().st_mtime
-    status, card = RunStatus(), ReportCard()
-    for ev in read_events(events_path):
-        status.apply(ev)
-        card.apply(ev)
+    fold = RunFold(path)
+    fold.update()
+    return fold.info(updated)
+
+
+def _info(path: Path, status: RunStatus, card: ReportCard, updated: float) -> RunInfo:
     best = card.best
     scores = overall(best) if best else {"exact_match": None, "format_compliance": None}
     decided = any(r.get("gate") for r in card.records)  # runs before gate events: the lowest val loss
@@ -146,12 +166,13 @@ def run_info(path: Path) -> RunInfo:
 
 
 class RunScanner:
-    """The runs under a checkpoints folder, newest first. Rescanning often is cheap: a run's
-    events.jsonl is read again only when its size or time changed; otherwise only whether a
-    running run's process is still alive is checked."""
+    """The runs under a checkpoints folder, newest first. Rescanning often is cheap: of a run's
+    events.jsonl only what was appended since the last scan is read (the whole file again only
+    when it was replaced or cut); unchanged, only whether a running run's process is still alive
+    is checked."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int], RunInfo]] = {}
+        self._cache: dict[Path, tuple[tuple[int, int, int], RunFold, RunInfo]] = {}
 
     def scan(self, root: Path) -> list[RunInfo]:
         root = Path(root)
@@ -163,23 +184,32 @@ class RunScanner:
             if not path.is_dir() or path.name.startswith(".") or not is_run(path):
                 continue
             seen.add(path)
-            try:
-                st = (path / EVENTS_FILE).stat()
-                key = (st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                key = (0, 0)
-            cached = self._cache.get(path)
-            if cached is not None and cached[0] == key:
-                info = cached[1]
-                if info.status == "running" and not pid_alive(info.pid):
-                    info.status = "interrupted"
-            else:
-                info = run_info(path)
-                self._cache[path] = (key, info)
+            info = self._info(path)
             out.append(info)
         for gone in set(self._cache) - seen:
             del self._cache[gone]
         return sorted(out, key=lambda r: r.updated, reverse=True)
+
+    def _info(self, path: Path) -> RunInfo:
+        try:
+            st = (path / EVENTS_FILE).stat()
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return run_info(path)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == key:
+            info = cached[2]
+            if info.status == "running" and not pid_alive(info.pid):
+                info.status = "interrupted"
+            return info
+        fold = cached[1] if cached is not None else None
+        if fold is None or key[0] != cached[0][0] or st.st_size < fold.follower.offset:
+            fold = RunFold(path)  # new, replaced or cut: read it from the start
+        fold.update()
+        info = fold.info(st.st_mtime)
+        self._cache[path] = (key, fold, info)
+        return info
 
 
 def list_runs(root: Path = Path("checkpoints")) -> list[RunInfo]:

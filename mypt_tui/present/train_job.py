@@ -1,5 +1,6 @@
-"""What the Train form would start, in words: the command line that runs it headless, and the
-first screen's description of the job (what a newcomer sees before any run)."""
+"""What the Train form would start, in words: the command line that runs it headless, the first
+screen's description of the job (what a newcomer sees before any run), and the progress of
+preparing its demo set on first use."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def job_description(req: TrainRequest, demo: bool) -> str:
              "", "Then F3 Chat talks to the newest checkpoint. F2 Runs lists runs, F4 Data prepares your own "
              "gold set, F5 Config edits a config; ctrl+p lists every action."]
     return "\n".join(lines)
+
+
+def prepare_progress(kind: str, source: Path, done: int, total: int | None) -> str:
+    """A first-use prepare's progress: pretraining prose counts documents, a gold set episodes."""
+    unit = "documents" if kind == "pretrain" else "episodes"
+    return f"preparing {source}: {done:,} {unit}" + (f" of {total:,}" if total else "")
 
 
 def _what(req: TrainRequest) -> str:

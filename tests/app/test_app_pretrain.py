@@ -80,3 +80,12 @@ async def test_a_pre_training_run_trains_and_its_audit_names_windows(tmp_path, m
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, "the run in Runs")
         row = [str(c) for c in app.screen.query_one(DataTable).get_row(str(Path("checkpoints/base")))]
         assert row[:3] == ["base", "completed", "3/3"]
+
+
+def test_the_first_use_prepare_counts_documents_for_prose_and_episodes_for_a_gold_set():
+    from mypt_tui.present.train_job import prepare_progress
+
+    assert prepare_progress("pretrain", Path("data/demo_base.txt"), 1200, None) == \
+        "preparing data/demo_base.txt: 1,200 documents"
+    assert prepare_progress("chat", Path("data/demo_chat.jsonl"), 40, 325) == \
+        "preparing data/demo_chat.jsonl: 40 episodes of 325"

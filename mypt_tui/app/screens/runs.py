@@ -89,6 +89,7 @@ class RunsScreen(MonitorKeys, Screen):
         super().__init__()
         self.scanner = RunScanner()
         self.runs: dict[str, RunInfo] = {}
+        self.shown: dict[str, list] = {}  # each row's cells as the table shows them
         self.opened: Path | None = None
         self.source: EventFollower | None = None
         self._scan_timer: Timer | None = None
@@ -145,14 +146,18 @@ class RunsScreen(MonitorKeys, Screen):
         name_width = max(MIN_NAME_WIDTH, self.size.width - OTHER_COLUMNS_WIDTH)
         for key in [k for k in self.runs if k not in fresh]:
             table.remove_row(key)
+            self.shown.pop(key, None)
         for key, info in fresh.items():
             row = [Text(c, style=STATUS_STYLE.get(c, "")) if i == 1 else c for i, c in enumerate(cells(info))]
             row[0] = elide_middle(info.name, name_width)  # the other columns stay on screen
+            if self.shown.get(key) == row:
+                continue  # unchanged: no repaint
             if key in self.runs:
                 for col, value in zip(COLUMNS, row):
                     table.update_cell(key, col, value, update_width=True)  # "running" -> "completed"
             else:
                 table.add_row(*row, key=key)
+            self.shown[key] = row
         self.runs = fresh
         self.query_one("#runs-empty", Static).update(
             "" if fresh else f"no runs in {self.root}/ yet: start one on the Train screen (F1)")

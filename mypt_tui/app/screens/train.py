@@ -27,7 +27,7 @@ from mypt_tui.app.widgets.run_monitor import MONITOR_BINDINGS, MonitorKeys, RunM
 from mypt_tui.app.widgets.train_form import TrainForm
 from mypt_tui.flags import UsageError
 from mypt_tui.present.errors import describe_error, resume_hint
-from mypt_tui.present.train_job import command_line, job_description
+from mypt_tui.present.train_job import command_line, job_description, prepare_progress
 from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, find_demo, is_prepared
 from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
@@ -180,8 +180,7 @@ class TrainScreen(MonitorKeys, Screen):
             now = time.monotonic()
             if now - last[0] > 0.3:
                 last[0] = now
-                self.post_message(self.Status(f"preparing {demo.input}: {done:,} episodes"
-                                              + (f" of {total:,}" if total else "")))
+                self.post_message(self.Status(prepare_progress(demo.kind, demo.input, done, total)))
 
         worker = get_current_worker()  # the app closing cancels it: prepare stops, writing nothing
         made = ensure_prepared(demo, progress, should_stop=lambda: worker.is_cancelled)
