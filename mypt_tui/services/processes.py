@@ -60,8 +60,12 @@ class Detached:
 
 
 def detached_env() -> dict[str, str]:
-    """This process's environment, unbuffered: the run's console.log shows each line as it is printed."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """This process's environment, unbuffered (its console.log shows each line as it is printed),
+    less the OpenMP spin the app set for its own UI: a detached run trains as `mypt train --no-ui`."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if env.pop("MYPT_APP_SPINCOUNT", None):
+        env.pop("GOMP_SPINCOUNT", None)
+    return env
 
 
 def start_detached(request: TrainRequest) -> Detached:

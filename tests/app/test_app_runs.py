@@ -276,15 +276,28 @@ async def test_a_run_that_finishes_while_listed_shows_its_whole_status(tmp_path)
         assert row.split()[:3] == ["live", "completed", "10/10"]
 
 
-def test_the_app_leaves_openmps_wait_policy_to_the_user(monkeypatch):
-    """Passive OpenMP waits, once the app's default, made an in-app run of the tiny config train at
-    0.34x headless: importing the app must not set them, and a detached run gets the user's own."""
+def test_the_app_spins_openmp_threads_briefly_unless_the_user_chose(monkeypatch):
+    """The app's process waits for OpenMP work with a short spin (GOMP_SPINCOUNT=10000): passive
+    waits made an in-app run of the tiny config train at 0.34x headless, and the default long spin
+    made it fall to about a step a second on a busy machine. The user's own choice is kept, and a
+    detached run starts without the app's."""
     from mypt_tui.services.processes import detached_env
 
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    probe = "import os, mypt_tui.app.app; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "unset", out.stderr
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    probe = ("import os, mypt_tui.app.app; "
+             "print(os.environ.get('OMP_WAIT_POLICY', '-'), os.environ.get('GOMP_SPINCOUNT', '-'))")
+
+    def seen(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        out = subprocess.run([sys.executable, "-c", probe], env={**clean, **env}, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+
+    assert seen() == "- 10000"
+    assert seen(OMP_WAIT_POLICY="PASSIVE") == "PASSIVE -"
+    assert seen(GOMP_SPINCOUNT="500") == "- 500"
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    monkeypatch.setenv("MYPT_APP_SPINCOUNT", "1")
     env = detached_env()
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["PYTHONUNBUFFERED"] == "1"
+    assert "GOMP_SPINCOUNT" not in env and "MYPT_APP_SPINCOUNT" not in env and env["PYTHONUNBUFFERED"] == "1"
+    monkeypatch.delenv("MYPT_APP_SPINCOUNT")  # the user's own setting is kept
+    assert detached_env()["GOMP_SPINCOUNT"] == "10000"

@@ -2,7 +2,7 @@
 
 The screen only lays out and handles: the form turns into a request (widgets/train_form), the
 app's TrainingSession says what trains and where its events come from, and a timer drains
-those events into the RunMonitor four times a second (one repaint per batch). Workers never
+those events into the RunMonitor twice a second (one repaint per batch). Workers never
 touch widgets; a worker that fails (a config error, out of memory...) becomes an error dialog.
 """
 
@@ -32,7 +32,7 @@ from mypt_tui.services.demo import Demo, DemoMissing, demos, ensure_prepared, fi
 from mypt_tui.services.start_check import StartProblem, check_request
 from mypt_tui.services.training import SessionState, TrainingSession
 
-DRAIN_INTERVAL = 0.5  # seconds between UI updates from the event stream
+DRAIN_INTERVAL = 0.5  # seconds between UI updates from the event stream (each repaint costs the run its share)
 STATE_TEXT = {SessionState.TRAINING: "training in this app", SessionState.STOPPING: "stopping ..."}
 
 
