@@ -34,6 +34,7 @@ from .layout import METADATA_FILE, STREAM_FORMAT, TEMP_PREFIX, TOKENIZATIONS, TO
 from .provenance import file_sha256
 from .stream import is_stream, shard_name
 from .tokenizer import Tokenizer, load_tokenizer
+from .walk import files_under
 
 DEFAULT_TOKENS_PER_SHARD = 10_000_000  # MyPT's default
 JSON_SUFFIXES = (".jsonl", ".json")
@@ -75,8 +76,10 @@ class Document:
 
 
 def corpus_files(path: Path) -> list[Path]:
+    """The files an input names: itself, or every file under a folder but hidden ones (a subfolder
+    that cannot be read is an OSError that names it, never a silent skip)."""
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        files = files_under(path, lambda f: not f.name.startswith("."))
         if not files:
             raise CorpusError(f"{path}: the folder holds no files")
         return files

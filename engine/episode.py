@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Iterator, Union
 from . import jsonio
 from .errors import shown
 from .layout import SkipReason as SkipReason  # the skip categories, part of the dataset format
+from .walk import files_under
 
 INPUT_SUFFIXES = (".jsonl", ".json")
 
@@ -130,19 +130,14 @@ def content_hash(system: str | None, messages: tuple[Message, ...]) -> str:
 def input_files(path: str | Path) -> list[Path]:
     """The files an input names: itself, or every .jsonl/.json under a folder, sorted."""
     p = Path(path)
-    if p.is_dir():  # os.walk, unlike rglob, reports a folder it may not read instead of skipping it
-        files = sorted(Path(top, name) for top, _, names in os.walk(p, onerror=_raise) for name in names
-                       if Path(name).suffix in INPUT_SUFFIXES and Path(top, name).is_file())
+    if p.is_dir():
+        files = files_under(p, lambda f: f.suffix in INPUT_SUFFIXES)
         if not files:
             raise FileNotFoundError(f"{p}: folder has no .jsonl or .json files")
         return files
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
     return [p]
-
-
-def _raise(e: OSError) -> None:
-    raise e
 
 
 def read_episodes(path: str | Path) -> Iterator[Union[Episode, EpisodeError]]:

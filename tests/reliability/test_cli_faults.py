@@ -95,6 +95,8 @@ UNREADABLE = [
      ["in.jsonl", "permission denied"]),
     ("prepare-input-subfolder", "inputs/sub", ["prepare", "chat", "--input", "inputs", "--output", "o"],
      ["inputs/sub", "permission denied"]),
+    ("prepare-pretrain-subfolder", "prose/sub", ["prepare", "pretrain", "--input", "prose", "--output", "o",
+                                                 "--tokenization", "char"], ["prose/sub", "permission denied"]),
     ("inspect-dataset-folder", "ds", ["inspect", "ds"], ["ds", "permission denied"]),
     ("inspect-tokens", "ds/train/tokens.bin", ["inspect", "ds"], ["tokens.bin", "permission denied"]),
     ("inspect-metadata", "ds/dataset_metadata.json", ["inspect", "ds"], ["dataset_metadata.json", "ermission denied"]),
@@ -121,6 +123,9 @@ def test_a_path_the_user_may_not_read_is_named(world, shared, mypt, monkeypatch,
     hf_folder(shared / "hf")
     write_jsonl(shared / "inputs" / "a.jsonl", [chat_line(1)])
     write_jsonl(shared / "inputs" / "sub" / "b.jsonl", [chat_line(2)])
+    (shared / "prose" / "sub").mkdir(parents=True)
+    (shared / "prose" / "a.txt").write_text("A paragraph of prose.\n")
+    (shared / "prose" / "sub" / "b.txt").write_text("Another, out of reach.\n")
     for p in [shared, *shared.rglob("*")]:
         p.chmod(0o777 if p.is_dir() else 0o666)
     locked(shared / lock)
