@@ -125,8 +125,7 @@ class ChatSession:
         self.max_tool_rounds = max_tool_rounds
         self.use_cache = use_cache
         self.raw = raw  # continue each message as plain text (a base model), not as a user turn
-        # a chat reply ends at its closing tag; raw text also where the document ends (gpt2: <|endoftext|>)
-        self.stop_ids = default_stop_ids(tok) | ({tok.doc_sep_id} if raw else set())
+        self.stop_ids = default_stop_ids(tok, raw)
         self.messages: list[Message] = []
         self._lengths: list[int] = []  # rendered length of each message (cached)
         self.checkpoint: Any = None  # the engine.checkpoint.Checkpoint, when loaded from one
@@ -212,12 +211,7 @@ class ChatSession:
             reply = parse_reply(reply_ids, self.tok)
             message = reply.as_message()
             self.messages.append(message)
-            if reply.closed:
-                reason = "closed"
-            elif len(reply_ids) >= self.sampling.max_new_tokens:
-                reason = "max_tokens"
-            else:
-                reason = "stopped"
+            reason = self._ended(reply.closed, len(reply_ids))
             answered = 0
             if reason != "stopped" and reply.tool_calls:
                 if rounds > self.max_tool_rounds:
@@ -244,12 +238,14 @@ class ChatSession:
         for update in self._stream(kept, out, should_stop):
             pieces.append(update.text)
             yield update
-        if out and out[-1] in self.stop_ids:
-            reason = "closed"
-        else:
-            reason = "max_tokens" if len(out) >= self.sampling.max_new_tokens else "stopped"
-        yield ReplyDone(reason, len(out), time.perf_counter() - started, len(kept), 1,
-                        Message("assistant", "".join(pieces)))
+        yield ReplyDone(self._ended(bool(out) and out[-1] in self.stop_ids, len(out)), len(out),
+                        time.perf_counter() - started, len(kept), 1, Message("assistant", "".join(pieces)))
+
+    def _ended(self, closed: bool, generated: int) -> str:
+        """Why a reply ended: "closed" (its own end), "max_tokens", or "stopped" (asked to)."""
+        if closed:
+            return "closed"
+        return "max_tokens" if generated >= self.sampling.max_new_tokens else "stopped"
 
     def _stream(self, ids: list[int], out: list[int], should_stop: Callable[[], bool] | None) -> Iterator[TokenText]:
         """Generate one assistant block, yielding its text by part; the ids go into `out`."""

@@ -245,7 +245,7 @@ def score_episodes(model: GPT, tok: Tokenizer, split: EvalSource, indices: Itera
     Raises EvalCancelled when `should_stop()` turns true.
     """
     stop = should_stop or (lambda: False)
-    stops = default_stop_ids(tok) | ({tok.doc_sep_id} if raw else set())
+    stops = default_stop_ids(tok, raw)
     results: list[TurnResult] = []
     for done, i in enumerate(indices, 1):
         ids, _ = split.episode(i)

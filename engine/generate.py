@@ -75,9 +75,10 @@ def preset(name: str, **overrides) -> SamplingConfig:
     return replace(base, **overrides)
 
 
-def default_stop_ids(tok: Tokenizer) -> frozenset[int]:
-    """A reply ends at `</myPT_assistant>` or `<myPT_eot>`."""
-    return frozenset({tok.tag_id("/assistant"), tok.tag_id("eot")})
+def default_stop_ids(tok: Tokenizer, raw: bool = False) -> frozenset[int]:
+    """A reply ends at `</myPT_assistant>` or `<myPT_eot>`; a raw continuation (a base model asked
+    in plain text) also where the document ends (gpt2: `<|endoftext|>`)."""
+    return frozenset({tok.tag_id("/assistant"), tok.tag_id("eot"), *([tok.doc_sep_id] if raw else [])})
 
 
 def fit_prompt(prompt_ids: list[int], block_size: int, max_new_tokens: int) -> list[int]:

@@ -263,8 +263,8 @@ class ChatScreen(Screen):
         pane.set_title(*pane_title(message.session, self.root))
         if pane.texts():
             pane.add(ChatTurn("note", f"now talking to {message.path} (a new conversation)"))
-        if raw_note(message.session):
-            pane.add(ChatTurn("note", raw_note(message.session)))
+        if note := raw_note(message.session):
+            pane.add(ChatTurn("note", note))
 
     # -- sending ------------------------------------------------------------------------------
 
