@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -301,7 +302,10 @@ def test_two_quick_ctrl_c_during_generation(tmp_path, tiny_ckpt, tiny_ds, comman
         "chat": (["chat", "--model", tiny_ckpt, "--no-ui"], "chatting with"),
         "eval": (["eval", "--model", tiny_ckpt, "--dataset", tiny_ds, "--split", "train"], "evaluating"),
     }[command]
-    r = as_result(interrupt_twice(args, tmp_path, ready_text=ready))
+    for _ in range(5):  # the tiny model samples freely: its reply may end (a stop tag) before the signals come
+        r = as_result(interrupt_twice(args, tmp_path, ready_text=ready))
+        if not re.search(r"tokens in .* stopped at <", r.err):
+            break
     assert r.rc in INTERRUPTED and "interrupted" in r.err and "Traceback" not in r.err, r.err
 
 
